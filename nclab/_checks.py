@@ -1,0 +1,57 @@
+"""Input checks shared by the package: one clear ValueError that names the argument."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def as_tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Return ``x`` as a torch tensor (NumPy arrays and lists are converted, not copied when possible)."""
+    if isinstance(x, torch.Tensor):
+        return x if dtype is None else x.to(dtype)
+    try:
+        t = torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+    return t if dtype is None else t.to(dtype)
+
+
+def check_delta(delta: float, name: str = "delta") -> float:
+    """Check a smoothing parameter: a finite number in [0, 1)."""
+    try:
+        value = float(delta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number in [0, 1), got {delta!r}") from exc
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) (0 is plain cross-entropy), got {delta!r}")
+    return value
+
+
+def check_num_classes(num_classes: int, name: str = "num_classes") -> int:
+    """Check a class count: an integer K >= 2."""
+    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
+        raise ValueError(f"{name} must be an integer >= 2, got {num_classes!r}")
+    return int(num_classes)
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise if ``x`` holds NaN or infinity."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, name: str = "labels") -> torch.Tensor:
+    """Check a 1-D integer label vector with values in [0, num_classes)."""
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers, got dtype {labels.dtype}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}), got values from {int(labels.min())} to {int(labels.max())}"
+        )
+    return labels.long()
