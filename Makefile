@@ -1,0 +1,41 @@
+# nclab: `make book` builds the book, `make test` runs the tests. Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.nclab-installed
+
+.PHONY: help venv book test lab sync bench clean
+
+help:
+	@echo "make book   build the book into _build/html (every chapter executed; fails on any warning)"
+	@echo "make test   run the test suite (unit tests, chapter execution, pairing, CLI)"
+	@echo "make lab    open the chapters in JupyterLab (.md files open as notebooks)"
+	@echo "make sync   regenerate book/*.ipynb from book/*.md after editing a chapter"
+	@echo "make bench  run the benchmarks in benchmarks/"
+	@echo "make clean  remove the built book and caches (keeps .venv)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	NCLAB_STATIC=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "open _build/html/index.html"
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book/
+
+sync: $(STAMP)
+	$(BIN)/jupytext --sync book/[0-9]*.md
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf _build .pytest_cache
