@@ -22,11 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 book: $(STAMP)
-	NCLAB_STATIC=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . -W -n --keep-going
+	NCLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/

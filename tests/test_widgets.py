@@ -1,0 +1,47 @@
+"""The delta explorer: a live ipywidget in a kernel, a kernel-free player for the static site."""
+
+import ipywidgets
+import pytest
+
+from nclab import widgets
+
+
+def _draw(calls):
+    def draw(fig, delta):
+        calls.append(delta)
+        fig.add_subplot().plot([0, 1], [0, delta])
+    return draw
+
+
+def test_static_player_has_one_frame_per_delta_and_a_slider():
+    calls = []
+    html = widgets.delta_explorer(_draw(calls), deltas=[0.0, 0.1, 0.2], static=True)
+    assert sorted(set(calls)) == [0.0, 0.1, 0.2]
+    assert 'type="range"' in html.data and html.data.count("data:image/png;base64") == 3
+    assert "http" not in html.data.split("<script")[1].split(">")[0]
+
+
+def test_live_widget_redraws_when_the_slider_moves():
+    calls = []
+    w = widgets.delta_explorer(_draw(calls), deltas=[0.0, 0.05, 0.1], value=0.05, static=False)
+    assert isinstance(w, ipywidgets.interactive)
+    slider = w.children[0]
+    assert slider.value == pytest.approx(0.05) and slider.max == pytest.approx(0.1)
+    slider.value = 0.1
+    assert calls[-1] == pytest.approx(0.1)
+
+
+def test_environment_switch(monkeypatch):
+    monkeypatch.setenv("NCLAB_STATIC", "1")
+    assert widgets.is_static()
+    monkeypatch.setenv("NCLAB_STATIC", "0")
+    assert not widgets.is_static()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="draw"):
+        widgets.delta_explorer("not a function")
+    with pytest.raises(ValueError, match="increasing"):
+        widgets.delta_explorer(_draw([]), deltas=[0.2, 0.1])
+    with pytest.raises(ValueError, match="deltas"):
+        widgets.delta_explorer(_draw([]), deltas=[0.0, 1.2])
