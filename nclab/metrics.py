@@ -1,0 +1,656 @@
+"""Neural collapse, measured: streaming feature statistics and the NC1-NC4 measures (chapter 2).
+
+Measuring collapse takes two steps, kept apart on purpose:
+
+1. :class:`FeatureStats` gathers per-class counts, means and the within-class scatter of the
+   penultimate features in one streaming pass (batch by batch, in float64, O(d² + K·d) memory).
+2. Each measure is a small function of those statistics and, where it involves the classifier,
+   of its weight ``W`` (K×d) and bias ``b``: :func:`nc1`, :func:`nc2_h`, :func:`nc2_w`,
+   :func:`nc2_wh`, :func:`nc3`, :func:`equinorm`, :func:`equiangularity`, the norms, and NC4
+   (:func:`nc4`, :class:`NC4Accumulator`). :func:`collapse_report` computes them all at once.
+
+Notation (chapter 2): K classes, features h ∈ R^d, class means μ_k, global mean
+μ_G = (1/K) Σ_k μ_k (the mean of the class means), centred means M̃ = [μ_k − μ_G]_k (K×d),
+Σ_W = (1/N) Σ_k Σ_i (h_ki − μ_k)(h_ki − μ_k)ᵀ and Σ_B = (1/K) M̃ᵀ M̃. A simplex equiangular
+tight frame (ETF) is a set of K equal-norm vectors with Gram matrix ∝ I − 11ᵀ/K; every measure
+here is 0 for features collapsed onto such a frame with classifier rows proportional to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from nclab._checks import as_tensor, check_finite, check_labels, check_num_classes
+
+__all__ = [
+    "FeatureStats", "CollapseReport", "collapse_report",
+    "nc1", "etf_distance", "nc2_h", "nc2_w", "nc2_wh", "nc3",
+    "equinorm", "equiangularity", "mean_w_norm", "mean_h_norm",
+    "nearest_mean_predictions", "nc4", "NC4Accumulator",
+]
+
+# Rows per float32 Gram block: float32 sums stay short, and are added up in float64.
+_GRAM_BLOCK = 4096
+
+
+class FeatureStats:
+    """Streaming per-class statistics of penultimate features (chapter 2).
+
+    Feed it the features of a data set batch by batch with :meth:`update`; read the class
+    means, the global mean and the within- and between-class covariances from its
+    properties, which every NC measure uses.
+
+    Each class k keeps a fixed shift c_k (the mean of its first batch of samples), its count
+    n_k and the sum s_k = Σ_i (h_ki − c_k); one d×d matrix T = Σ_k Σ_i (h_ki − c_k)(h_ki − c_k)ᵀ
+    holds the second moments. Then μ_k = c_k + s_k/n_k and
+    N·Σ_W = T − Σ_k s_k s_kᵀ / n_k. Because the shifts sit near the class means, the
+    subtraction loses almost nothing even when the features share a large common offset.
+    Per batch the cost is one d×d Gram matrix of the shifted features, plus O(N·d) work.
+    Sums are kept in float64. Float64 features are multiplied in float64; lower-precision
+    features are shifted in float32 and multiplied in float32 blocks of at most 4096 rows,
+    each block added in float64 (the shifted values are small, so float32 products are
+    accurate to about 1e-7 relative). On a GPU the Gram matrix is always formed in float64,
+    whatever TF32 setting the training code chose.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes K (at least 2).
+    dim : int
+        Feature dimension d.
+    device : str or torch.device, optional
+        Where the statistics live. Default: the device of the first batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stats = FeatureStats(3, 4)
+    >>> for _ in range(5):
+    ...     stats = stats.update(torch.randn(30, 4), torch.arange(30) % 3)
+    >>> stats
+    FeatureStats(num_classes=3, dim=4, samples=150)
+    >>> stats.means.shape, stats.within_cov.shape
+    (torch.Size([3, 4]), torch.Size([4, 4]))
+    """
+
+    def __init__(self, num_classes: int, dim: int, device: str | torch.device | None = None):
+        self.num_classes = check_num_classes(num_classes)
+        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self.dim = int(dim)
+        self.device = None if device is None else torch.device(device)
+        self._counts: torch.Tensor | None = None
+        if self.device is not None:
+            self._allocate(self.device)
+
+    def __repr__(self) -> str:
+        samples = int(self.counts.sum())
+        return f"FeatureStats(num_classes={self.num_classes}, dim={self.dim}, samples={samples})"
+
+    def _allocate(self, device: torch.device) -> None:
+        K, d = self.num_classes, self.dim
+        self.device = device
+        self._counts = torch.zeros(K, dtype=torch.int64, device=device)
+        self._shift = torch.zeros(K, d, dtype=torch.float64, device=device)
+        self._sums = torch.zeros(K, d, dtype=torch.float64, device=device)
+        self._scatter = torch.zeros(d, d, dtype=torch.float64, device=device)
+
+    def update(self, features, labels) -> FeatureStats:
+        """Add a batch of features (N×d) with their integer labels (N,); returns self."""
+        x = as_tensor(features, "features").detach()
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"features must have shape (N, {self.dim}), got {tuple(x.shape)}")
+        y = check_labels(as_tensor(labels, "labels"), self.num_classes)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"labels must have one entry per row of features: got {y.shape[0]} labels "
+                f"for {x.shape[0]} feature rows"
+            )
+        if self._counts is None:
+            self._allocate(x.device)
+        x = x.to(self.device, torch.float64 if x.dtype == torch.float64 else torch.float32)
+        y = y.to(self.device)
+        if x.shape[0] == 0:
+            return self
+
+        batch_counts = torch.bincount(y, minlength=self.num_classes)
+        new = (batch_counts > 0) & (self._counts == 0)
+        shift = self._shift
+        if bool(new.any()):
+            first_sums = torch.zeros_like(shift).index_add_(0, y, x.to(torch.float64))
+            first_means = first_sums[new] / batch_counts[new, None]
+            # Shifts are float32-representable, so both precision paths use the same ones.
+            shift = shift.clone()
+            shift[new] = first_means.to(torch.float32).to(torch.float64)
+
+        centred = x - shift.to(x.dtype)[y]
+        sums = torch.zeros(shift.shape, dtype=x.dtype, device=self.device).index_add_(0, y, centred)
+        gram = _gram64(centred)
+        # A NaN or infinity in the batch shows up on the Gram diagonal: an O(d) check.
+        if not bool(torch.isfinite(gram.diagonal()).all()):
+            check_finite(x, "features")
+            raise ValueError("features are too large: their squares overflow float32; pass float64")
+
+        self._shift = shift
+        self._sums += sums.to(torch.float64)
+        self._scatter += gram
+        self._counts += batch_counts
+        return self
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        """Add the statistics of another accumulator into this one, in place; returns self.
+
+        The result equals one accumulator fed both data streams. ``other`` is left unchanged.
+        """
+        if not isinstance(other, FeatureStats):
+            raise ValueError(f"other must be a FeatureStats, got {type(other).__name__}")
+        if (other.num_classes, other.dim) != (self.num_classes, self.dim):
+            raise ValueError(
+                f"other must have {self.num_classes} classes and dim {self.dim}, "
+                f"got {other.num_classes} classes and dim {other.dim}"
+            )
+        if other._counts is None:
+            return self
+        if self._counts is None:
+            self._allocate(other.device)
+        counts = other._counts.to(self.device)
+        shift = other._shift.to(self.device)
+        sums = other._sums.to(self.device)
+        adopt = (self._counts == 0) & (counts > 0)
+        self._shift[adopt] = shift[adopt]
+        # Re-express other's sums and scatter around this accumulator's shifts:
+        # h − c_k = (h − c'_k) + δ_k with δ_k = c'_k − c_k, summed over other's samples.
+        delta = shift - self._shift
+        cross = sums.T @ delta
+        self._scatter += other._scatter.to(self.device) + cross + cross.T + (delta.T * counts) @ delta
+        self._sums += sums + counts[:, None] * delta
+        self._counts += counts
+        return self
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """Samples seen per class, shape (K,)."""
+        if self._counts is None:
+            return torch.zeros(self.num_classes, dtype=torch.int64)
+        return self._counts.clone()
+
+    def _require_every_class(self) -> torch.Tensor:
+        counts = self.counts
+        empty = torch.nonzero(counts == 0).flatten().tolist()
+        if empty:
+            raise ValueError(
+                f"stats has no samples of class(es) {empty}; class means, NC1 and NC2-H need "
+                "samples of every class"
+            )
+        return counts
+
+    @property
+    def means(self) -> torch.Tensor:
+        """Class means μ_k, shape (K, d), float64."""
+        counts = self._require_every_class()
+        return self._shift + self._sums / counts[:, None]
+
+    @property
+    def global_mean(self) -> torch.Tensor:
+        """μ_G, the mean of the class means (the sample mean only when classes are balanced)."""
+        return self.means.mean(0)
+
+    @property
+    def centred_means(self) -> torch.Tensor:
+        """M̃, the class means minus the global mean, shape (K, d); its rows sum to 0."""
+        means = self.means
+        return means - means.mean(0)
+
+    @property
+    def within_cov(self) -> torch.Tensor:
+        """Σ_W = (1/N) Σ_k Σ_i (h_ki − μ_k)(h_ki − μ_k)ᵀ, shape (d, d), float64."""
+        if self._counts is None or int(self._counts.sum()) == 0:
+            raise ValueError("stats holds no samples; call update() with features first")
+        counts = self._counts
+        offsets = self._sums / counts.clamp(min=1)[:, None]
+        return (self._scatter - self._sums.T @ offsets) / counts.sum()
+
+    @property
+    def between_cov(self) -> torch.Tensor:
+        """Σ_B = (1/K) Σ_k (μ_k − μ_G)(μ_k − μ_G)ᵀ, shape (d, d), float64."""
+        centred = self.centred_means
+        return centred.T @ centred / self.num_classes
+
+
+def _gram64(x: torch.Tensor) -> torch.Tensor:
+    """xᵀx in float64: float64 input in float64, float32 input in float32 blocks summed in float64."""
+    if x.device.type != "cpu":
+        x = x.to(torch.float64)
+        return x.T @ x
+    # NumPy recognises a.T @ a and computes only one triangle (BLAS syrk): half the work.
+    a = x.numpy()
+    if a.dtype == np.float64:
+        return torch.from_numpy(a.T @ a)
+    gram = np.zeros((a.shape[1], a.shape[1]), dtype=np.float64)
+    for start in range(0, a.shape[0], _GRAM_BLOCK):
+        block = a[start:start + _GRAM_BLOCK]
+        gram += block.T @ block
+    return torch.from_numpy(gram)
+
+
+def _check_stats(stats) -> FeatureStats:
+    if not isinstance(stats, FeatureStats):
+        raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}")
+    return stats
+
+
+def _as_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor:
+    """A finite float64 matrix with at least two rows."""
+    a = as_tensor(x, name)
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"{name} must be a 2-D matrix with one row per class (K >= 2), got shape {tuple(a.shape)}")
+    a = a.to(device if device is not None else a.device, torch.float64)
+    check_finite(a, name)
+    return a
+
+
+def _classifier(W, stats: FeatureStats) -> torch.Tensor:
+    """W as a float64 (K, d) matrix on the statistics' device, checked against ``stats``."""
+    shape = (stats.num_classes, stats.dim)
+    w = as_tensor(W, "W")
+    if tuple(w.shape) != shape:
+        raise ValueError(f"W must have shape {shape} (classes × feature dim), got {tuple(w.shape)}")
+    return _as_matrix(w, "W", stats.device)
+
+
+def _distance_to_etf(gram: torch.Tensor) -> float:
+    """‖G/‖G‖_F − (I − 11ᵀ/K)/√(K−1)‖_F for a K×K matrix G; NaN when G = 0."""
+    K = gram.shape[0]
+    norm = torch.linalg.matrix_norm(gram)
+    if float(norm) == 0.0:
+        return math.nan
+    etf = (torch.eye(K, dtype=gram.dtype, device=gram.device) - 1.0 / K) / math.sqrt(K - 1)
+    return float(torch.linalg.matrix_norm(gram / norm - etf))
+
+
+def nc1(stats: FeatureStats) -> float:
+    """NC1, within-class variability relative to between-class spread (chapter 2).
+
+    NC1 = (1/K) tr(Σ_W Σ_B†), with † the Moore-Penrose pseudo-inverse (Papyan et al. 2020;
+    Zhu et al. 2021). It tends to 0 as features collapse onto their class means. The paper's
+    released code omits the factor 1/K, so its NC1 values are K times these.
+
+    Σ_B has rank at most K − 1, so no d×d pseudo-inverse is formed. The rows of M̃ sum to 0,
+    so with E an orthonormal K×(K−1) basis of the vectors orthogonal to 1 (a Helmert basis),
+    M̃ = E B for the (K−1)×d matrix B = Eᵀ[μ_k]_k, and Σ_B = (1/K) BᵀB. With the thin SVD
+    B = U S Vᵀ, Σ_B† = K V S⁻² Vᵀ and therefore
+
+        NC1 = Σ_i v_iᵀ Σ_W v_i / s_i²,
+
+    over the singular values s_i above a relative rank tolerance, max(K, d) · ε₆₄ · ‖[μ_k]‖₂
+    (the rounding level of the means). Working with B rather than M̃ removes the direction of
+    1 exactly, instead of leaving a rounding-size singular value that a large common offset
+    of the features would inflate.
+
+    Parameters
+    ----------
+    stats : FeatureStats
+        Statistics holding samples of every class.
+
+    Returns
+    -------
+    float
+        NC1 (NaN if all class means coincide, to rounding).
+
+    Examples
+    --------
+    >>> import torch
+    >>> stats = FeatureStats(2, 2).update(torch.tensor([[1., 0.], [1., 2.], [-1., 0.], [-1., 2.]]),
+    ...                                   torch.tensor([0, 0, 1, 1]))
+    >>> round(nc1(stats), 6)  # the spread (along y) is orthogonal to the means' direction (x)
+    0.0
+    """
+    stats = _check_stats(stats)
+    means = stats.means
+    K, d = means.shape
+    _, s, vh = torch.linalg.svd(_helmert(K, means).T @ means, full_matrices=False)
+    tolerance = max(K, d) * torch.finfo(torch.float64).eps * torch.linalg.matrix_norm(means, ord=2)
+    keep = s > tolerance
+    if not bool(keep.any()):
+        return math.nan
+    v = vh[keep]
+    return float((((v @ stats.within_cov) * v).sum(1) / s[keep] ** 2).sum())
+
+
+def _helmert(K: int, like: torch.Tensor) -> torch.Tensor:
+    """Orthonormal K×(K−1) basis of the vectors orthogonal to 1 (Helmert's contrasts)."""
+    j = torch.arange(1, K, dtype=like.dtype, device=like.device)
+    rows = torch.arange(K, device=like.device)[:, None]
+    basis = (rows < j).to(like.dtype) - j * (rows == j).to(like.dtype)
+    return basis / torch.sqrt(j * (j + 1))
+
+
+def etf_distance(A) -> float:
+    """Distance of the rows of A to a simplex ETF (chapter 2).
+
+    ‖ AAᵀ/‖AAᵀ‖_F − (I_K − 11ᵀ/K)/√(K−1) ‖_F: 0 exactly when the K rows have equal norms and
+    pairwise cosines −1/(K−1), at any scale and rotation; at most 2.
+
+    Parameters
+    ----------
+    A : array-like of shape (K, r)
+        One row per class (K >= 2).
+
+    Returns
+    -------
+    float
+        The distance (NaN if A = 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> etf_distance(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    0.0
+    """
+    a = _as_matrix(A, "A")
+    return _distance_to_etf(a @ a.T)
+
+
+def nc2_h(stats: FeatureStats) -> float:
+    """NC2-H, the ETF distance of the centred class means M̃ (chapter 2)."""
+    centred = _check_stats(stats).centred_means
+    return _distance_to_etf(centred @ centred.T)
+
+
+def nc2_w(W) -> float:
+    """NC2-W, the ETF distance of the classifier rows w_k, W of shape (K, d) (chapter 2)."""
+    w = _as_matrix(W, "W")
+    return _distance_to_etf(w @ w.T)
+
+
+def nc2_wh(W, stats: FeatureStats) -> float:
+    """NC2 as the paper plots it: the classifier-feature ETF distance (chapter 2).
+
+    ‖ WM̃ᵀ/‖WM̃ᵀ‖_F − (I_K − 11ᵀ/K)/√(K−1) ‖_F, the quantity Zhu et al. (2021) call NC3.
+    It is 0 when the means form a simplex ETF and the classifier rows are aligned with them.
+
+    Parameters
+    ----------
+    W : array-like of shape (K, d)
+        Classifier weights.
+    stats : FeatureStats
+        Statistics holding samples of every class.
+
+    Returns
+    -------
+    float
+    """
+    stats = _check_stats(stats)
+    w = _classifier(W, stats)
+    return _distance_to_etf(w @ stats.centred_means.T)
+
+
+def nc3(W, stats: FeatureStats) -> float:
+    """NC3, self-duality of classifier and class means (chapter 2).
+
+    ‖ W/‖W‖_F − M̃/‖M̃‖_F ‖_F, 0 when the classifier rows are proportional to the centred class
+    means. The paper's released code reports the square of this value.
+
+    Parameters
+    ----------
+    W : array-like of shape (K, d)
+        Classifier weights.
+    stats : FeatureStats
+        Statistics holding samples of every class.
+
+    Returns
+    -------
+    float
+        NC3 (NaN if W = 0 or all class means coincide).
+    """
+    stats = _check_stats(stats)
+    w = _classifier(W, stats)
+    centred = stats.centred_means
+    w_norm, m_norm = torch.linalg.matrix_norm(w), torch.linalg.matrix_norm(centred)
+    if float(w_norm) == 0.0 or float(m_norm) == 0.0:
+        return math.nan
+    return float(torch.linalg.matrix_norm(w / w_norm - centred / m_norm))
+
+
+def equinorm(vectors) -> float:
+    """Papyan's equinorm measure: std/mean of the row norms (chapter 2).
+
+    Pass the centred class means (``stats.centred_means``) or the classifier weights W. The
+    standard deviation is the sample one (divisor K − 1), as in Papyan et al.'s code. 0 when
+    all rows have the same length.
+
+    Parameters
+    ----------
+    vectors : array-like of shape (K, r)
+
+    Returns
+    -------
+    float
+        Coefficient of variation of the norms (NaN if all rows are 0).
+    """
+    norms = torch.linalg.vector_norm(_as_matrix(vectors, "vectors"), dim=1)
+    mean = norms.mean()
+    return math.nan if float(mean) == 0.0 else float(norms.std() / mean)
+
+
+def equiangularity(vectors) -> float:
+    """Papyan's equiangularity measure: mean |cos(v_i, v_j) + 1/(K−1)| over pairs i < j (chapter 2).
+
+    0 when every pair of rows meets at the simplex angle, cos = −1/(K−1). Pass
+    ``stats.centred_means`` or W.
+
+    Parameters
+    ----------
+    vectors : array-like of shape (K, r)
+
+    Returns
+    -------
+    float
+        The measure (NaN if a row is 0, where a cosine is undefined).
+    """
+    v = _as_matrix(vectors, "vectors")
+    norms = torch.linalg.vector_norm(v, dim=1)
+    if bool((norms == 0).any()):
+        return math.nan
+    u = v / norms[:, None]
+    K = v.shape[0]
+    i, j = torch.triu_indices(K, K, offset=1, device=v.device)
+    cosines = (u @ u.T)[i, j]
+    return float((cosines + 1.0 / (K - 1)).abs().mean())
+
+
+def mean_w_norm(W) -> float:
+    """Mean classifier row norm (1/K) Σ_k ‖w_k‖, which Theorem 1 predicts (chapters 2 and 6)."""
+    return float(torch.linalg.vector_norm(_as_matrix(W, "W"), dim=1).mean())
+
+
+def mean_h_norm(stats: FeatureStats) -> float:
+    """Mean centred class-mean norm (1/K) Σ_k ‖μ_k − μ_G‖, which Theorem 1 predicts (chapters 2 and 6)."""
+    return float(torch.linalg.vector_norm(_check_stats(stats).centred_means, dim=1).mean())
+
+
+def _predicted_classes(predictions, n: int) -> torch.Tensor:
+    p = as_tensor(predictions, "predictions")
+    if p.ndim == 2:
+        check_finite(p, "predictions")
+        p = p.argmax(1)
+    if p.ndim != 1 or p.shape[0] != n or p.is_floating_point():
+        raise ValueError(
+            f"predictions must be {n} class indices or an ({n}, K) array of logits, "
+            f"got shape {tuple(p.shape)} and dtype {p.dtype}"
+        )
+    return p
+
+
+def nearest_mean_predictions(features, means) -> torch.Tensor:
+    """Class of the nearest class mean (Euclidean) for each feature vector (chapter 2, NC4).
+
+    argmin_k ‖h − μ_k‖, computed in float64 as argmax_k (h − μ̄)·(μ_k − μ̄) − ½‖μ_k − μ̄‖²
+    with μ̄ the mean of the class means, so a large common offset does not cost precision.
+
+    Parameters
+    ----------
+    features : array-like of shape (N, d)
+    means : array-like of shape (K, d)
+        Class means, e.g. ``stats.means`` of the same data set.
+
+    Returns
+    -------
+    torch.Tensor of shape (N,), int64
+    """
+    m = _as_matrix(means, "means")
+    x = as_tensor(features, "features")
+    if x.ndim != 2 or x.shape[1] != m.shape[1]:
+        raise ValueError(f"features must have shape (N, {m.shape[1]}) to match means, got {tuple(x.shape)}")
+    x = x.to(m.device, torch.float64)
+    check_finite(x, "features")
+    centre = m.mean(0)
+    m = m - centre
+    scores = (x - centre) @ m.T - 0.5 * (m * m).sum(1)
+    return scores.argmax(1)
+
+
+def nc4(features, predictions, means) -> float:
+    """NC4: share of samples whose network prediction differs from the nearest-class-mean one (chapter 2).
+
+    Parameters
+    ----------
+    features : array-like of shape (N, d)
+    predictions : array-like of shape (N,) or (N, K)
+        The network's predicted classes, or its logits (their argmax is taken).
+    means : array-like of shape (K, d)
+        Class means of the training features (``stats.means``).
+
+    Returns
+    -------
+    float
+        Mismatch rate in [0, 1]; 0 under full collapse.
+    """
+    return NC4Accumulator(means).update(features, predictions).value
+
+
+class NC4Accumulator:
+    """NC4 counted batch by batch (chapter 2).
+
+    NC4 needs the class means before any sample can be scored, so it takes a second pass over
+    the data once :class:`FeatureStats` has seen all of it (or a pass over stored features).
+
+    Parameters
+    ----------
+    means : array-like of shape (K, d)
+        Class means, e.g. ``stats.means``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> counter = NC4Accumulator(torch.tensor([[0.0, 0.0], [4.0, 0.0]]))
+    >>> counter.update(torch.tensor([[1.0, 0.0], [3.0, 1.0]]), torch.tensor([0, 0])).value
+    0.5
+    """
+
+    def __init__(self, means):
+        self.means = _as_matrix(means, "means")
+        self.mismatches = 0
+        self.total = 0
+
+    def update(self, features, predictions) -> NC4Accumulator:
+        """Count a batch: features (N×d) with the network's predictions (N,) or logits (N×K); returns self."""
+        nearest = nearest_mean_predictions(features, self.means)
+        predicted = _predicted_classes(predictions, nearest.shape[0]).to(nearest.device)
+        self.mismatches += int((predicted != nearest).sum())
+        self.total += nearest.shape[0]
+        return self
+
+    @property
+    def value(self) -> float:
+        """Mismatch rate so far (NaN before any sample)."""
+        return self.mismatches / self.total if self.total else math.nan
+
+
+@dataclass
+class CollapseReport:
+    """Every collapse measure of one model state (chapter 2); see :func:`collapse_report`."""
+
+    nc1: float
+    nc2_h: float
+    nc2_w: float
+    nc2_wh: float
+    nc3: float
+    nc4: float
+    equinorm_h: float
+    equinorm_w: float
+    equiangularity_h: float
+    equiangularity_w: float
+    w_norm: float
+    h_norm: float
+    b_norm: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The measures as a dict of plain Python floats (ready for JSON)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) -> CollapseReport:
+    """All NC measures from feature statistics and the classifier (chapter 2).
+
+    Parameters
+    ----------
+    stats : FeatureStats
+        Training-set feature statistics, holding samples of every class.
+    W : array-like of shape (K, d)
+        Classifier weights.
+    b : array-like of shape (K,), optional
+        Classifier bias; its Euclidean norm is reported (NaN when omitted).
+    nc4 : float, optional
+        NC4 computed separately (:class:`NC4Accumulator`); NaN when omitted.
+
+    Returns
+    -------
+    CollapseReport
+
+    Examples
+    --------
+    >>> import torch
+    >>> etf = torch.eye(3, dtype=torch.float64) - 1 / 3
+    >>> stats = FeatureStats(3, 3).update(etf.repeat(4, 1), torch.arange(3).repeat(4))
+    >>> report = collapse_report(stats, 2 * etf)
+    >>> all(abs(v) < 1e-12 for v in (report.nc1, report.nc2_h, report.nc2_wh, report.nc3))
+    True
+    """
+    stats = _check_stats(stats)
+    w = _classifier(W, stats)
+    centred = stats.centred_means
+    if b is None:
+        b_norm = math.nan
+    else:
+        bias = as_tensor(b, "b")
+        if tuple(bias.shape) != (stats.num_classes,):
+            raise ValueError(f"b must have shape ({stats.num_classes},), got {tuple(bias.shape)}")
+        bias = bias.to(torch.float64)
+        check_finite(bias, "b")
+        b_norm = float(torch.linalg.vector_norm(bias))
+    if nc4 is None:
+        nc4_value = math.nan
+    else:
+        nc4_value = float(nc4)
+        if not 0.0 <= nc4_value <= 1.0:
+            raise ValueError(f"nc4 must be a rate in [0, 1], got {nc4!r}")
+    return CollapseReport(
+        nc1=nc1(stats),
+        nc2_h=_distance_to_etf(centred @ centred.T),
+        nc2_w=_distance_to_etf(w @ w.T),
+        nc2_wh=_distance_to_etf(w @ centred.T),
+        nc3=nc3(w, stats),
+        nc4=nc4_value,
+        equinorm_h=equinorm(centred),
+        equinorm_w=equinorm(w),
+        equiangularity_h=equiangularity(centred),
+        equiangularity_w=equiangularity(w),
+        w_norm=mean_w_norm(w),
+        h_norm=float(torch.linalg.vector_norm(centred, dim=1).mean()),
+        b_norm=b_norm,
+    )
