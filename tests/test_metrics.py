@@ -120,7 +120,7 @@ def test_many_classes_float32_large_batch():
     """Gram blocks: a float32 batch longer than one block still agrees to 1e-6."""
     rng = np.random.default_rng(2)
     K, d = 12, 10
-    X, y = mixture(rng, K, d, sizes=np.full(K, 500), offset=5.0)
+    X, y = mixture(rng, K, d, sizes=np.full(K, 800), offset=5.0)
     X32 = X.astype(np.float32)
     stats = M.FeatureStats(K, d).update(X32, y)
     X64 = X32.astype(np.float64)
