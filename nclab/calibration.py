@@ -27,7 +27,7 @@ __all__ = [
     "fit_temperature", "prediction_entropy", "ECE_TEMPERATURE_GRID",
 ]
 
-# Temperatures tried by fit_temperature(method="ece"): 0.05 to 20, 600 steps of 1 % each.
+# Temperatures tried by fit_temperature(method="ece"): 603 from 0.05 to 20, each 1 % above the last.
 ECE_TEMPERATURE_GRID = np.geomspace(0.05, 20.0, 603)
 # Search interval of fit_temperature(method="nll").
 _NLL_BOUNDS = (1e-2, 1e2)
@@ -51,7 +51,7 @@ def _check_pair(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_bins(n_bins: int) -> int:
-    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     return int(n_bins)
 

@@ -79,7 +79,7 @@ class FeatureStats:
 
     def __init__(self, num_classes: int, dim: int, device: str | torch.device | None = None):
         self.num_classes = check_num_classes(num_classes)
-        if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
         self.device = None if device is None else torch.device(device)
@@ -121,9 +121,10 @@ class FeatureStats:
         new = (batch_counts > 0) & (self._counts == 0)
         shift = self._shift
         if bool(new.any()):
-            first_sums = torch.zeros_like(shift).index_add_(0, y, x.to(torch.float64))
+            # Any point near the class mean serves as shift; a float32-representable one
+            # is the same in both precision paths.
+            first_sums = torch.zeros(shift.shape, dtype=x.dtype, device=self.device).index_add_(0, y, x)
             first_means = first_sums[new] / batch_counts[new, None]
-            # Shifts are float32-representable, so both precision paths use the same ones.
             shift = shift.clone()
             shift[new] = first_means.to(torch.float32).to(torch.float64)
 
@@ -245,7 +246,7 @@ def _check_stats(stats) -> FeatureStats:
 
 def _as_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor:
     """A finite float64 matrix with at least two rows."""
-    a = as_tensor(x, name)
+    a = as_tensor(x, name).detach()
     if a.ndim != 2 or a.shape[0] < 2:
         raise ValueError(f"{name} must be a 2-D matrix with one row per class (K >= 2), got shape {tuple(a.shape)}")
     a = a.to(device if device is not None else a.device, torch.float64)
@@ -256,7 +257,7 @@ def _as_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor
 def _classifier(W, stats: FeatureStats) -> torch.Tensor:
     """W as a float64 (K, d) matrix on the statistics' device, checked against ``stats``."""
     shape = (stats.num_classes, stats.dim)
-    w = as_tensor(W, "W")
+    w = as_tensor(W, "W").detach()
     if tuple(w.shape) != shape:
         raise ValueError(f"W must have shape {shape} (classes × feature dim), got {tuple(w.shape)}")
     return _as_matrix(w, "W", stats.device)
@@ -474,7 +475,7 @@ def mean_h_norm(stats: FeatureStats) -> float:
 
 
 def _predicted_classes(predictions, n: int) -> torch.Tensor:
-    p = as_tensor(predictions, "predictions")
+    p = as_tensor(predictions, "predictions").detach()
     if p.ndim == 2:
         check_finite(p, "predictions")
         p = p.argmax(1)
@@ -503,7 +504,7 @@ def nearest_mean_predictions(features, means) -> torch.Tensor:
     torch.Tensor of shape (N,), int64
     """
     m = _as_matrix(means, "means")
-    x = as_tensor(features, "features")
+    x = as_tensor(features, "features").detach()
     if x.ndim != 2 or x.shape[1] != m.shape[1]:
         raise ValueError(f"features must have shape (N, {m.shape[1]}) to match means, got {tuple(x.shape)}")
     x = x.to(m.device, torch.float64)
@@ -627,7 +628,7 @@ def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) ->
     if b is None:
         b_norm = math.nan
     else:
-        bias = as_tensor(b, "b")
+        bias = as_tensor(b, "b").detach()
         if tuple(bias.shape) != (stats.num_classes,):
             raise ValueError(f"b must have shape ({stats.num_classes},), got {tuple(bias.shape)}")
         bias = bias.to(torch.float64)

@@ -117,7 +117,7 @@ def test_bad_logits_and_labels(logits, labels, name):
 
 def test_bad_options():
     logits, labels = synthetic(np.random.default_rng(1), n=20)
-    for n_bins in (0, -3, 2.5):
+    for n_bins in (0, -3, 2.5, "15"):
         with pytest.raises(ValueError, match="n_bins"):
             C.ece(logits, labels, n_bins=n_bins)
     with pytest.raises(ValueError, match="method"):

@@ -265,6 +265,8 @@ def test_bad_constructor_arguments():
         M.FeatureStats(1, 4)
     with pytest.raises(ValueError, match="dim"):
         M.FeatureStats(3, 0)
+    with pytest.raises(ValueError, match="dim"):
+        M.FeatureStats(3, "512")
 
 
 @pytest.mark.parametrize("features,labels,name", [
@@ -324,3 +326,14 @@ def test_bad_classifier_and_other_arguments():
         M.nc4(X, y[:-1], stats.means)
     with pytest.raises(ValueError, match="means"):
         M.NC4Accumulator(np.ones((1, 4)))
+
+
+def test_parameters_that_require_grad_are_accepted():
+    rng = np.random.default_rng(11)
+    X, y = mixture(rng, K=3, d=4)
+    layer = torch.nn.Linear(4, 3)
+    features = torch.tensor(X, dtype=torch.float32, requires_grad=True)
+    stats = M.FeatureStats(3, 4).update(features, y)
+    rate = M.nc4(features, layer(features), stats.means)
+    report = M.collapse_report(stats, layer.weight, layer.bias, nc4=rate)
+    assert report.b_norm == pytest.approx(float(layer.bias.detach().norm()), rel=1e-6)
