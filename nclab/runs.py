@@ -1,0 +1,167 @@
+"""Run configurations, scale profiles and a result cache keyed by the config (chapters 3-5 and 9).
+
+A chapter asks for a result, not for a training run::
+
+    import nclab as nc
+    ce = nc.runs.get(nc.runs.config(delta=0.0, seed=0))
+    ls = nc.runs.get(nc.runs.config(delta=0.05, seed=0))
+
+:func:`get` trains only when the cache holds no finished run of exactly that config (and nclab
+version); otherwise it reads the stored result. A run stopped half-way resumes from its checkpoint.
+
+Profiles
+--------
+One switch picks the scale, so the chapter text stays the same:
+
+``quick``     scikit-learn's digits and a small MLP on the CPU, seconds per run (the book build and
+              CI); weight decay 2e-2, far above the paper's 5e-4, so that this small network
+              reaches the terminal phase of training within 60 epochs
+``standard``  Fashion-MNIST and ResNet18 on one GPU, a short schedule (minutes per run)
+``paper``     the paper's setting: CIFAR-10, ResNet18, SGD (momentum 0.9, lr 0.05, weight decay
+              5e-4, batch 128), lr times 0.1 after epoch 150, 350 epochs
+
+The profile is the ``profile`` argument, else ``$NCLAB_PROFILE``, else ``standard`` when a CUDA
+GPU is present and ``quick`` otherwise.
+
+Cache
+-----
+``$NCLAB_CACHE`` if set; else ``.nclab-cache/`` in the nearest folder at or above the working
+directory that holds the book's ``_config.yml`` (so the repository root and ``book/`` share one
+cache); else ``~/.cache/nclab``. Each run is a folder ``<dataset>-<model>-delta<δ>-seed<s>-<key>``
+holding ``result.json`` (config, history, provenance; plain JSON) and ``checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+import nclab
+from .train import RESULT, RunResult, TrainConfig, train
+
+__all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep",
+           "load_results"]
+
+PROFILES: dict[str, dict] = {
+    "quick": dict(dataset="digits", model="mlp", epochs=60, batch_size=64, lr=0.02, momentum=0.9,
+                  weight_decay=2e-2, schedule="step", milestones=[30, 50], log_every=2, device="cpu",
+                  threads=1),
+    "standard": dict(dataset="fashion-mnist", model="resnet18", epochs=30, batch_size=128, lr=0.05,
+                     momentum=0.9, weight_decay=5e-4, schedule="step", milestones=[20], log_every=2,
+                     device="auto"),
+    "paper": dict(dataset="cifar10", model="resnet18", epochs=350, batch_size=128, lr=0.05,
+                  momentum=0.9, weight_decay=5e-4, schedule="step", milestones=[150], log_every=5,
+                  device="auto"),
+}
+
+
+def default_profile() -> str:
+    """``$NCLAB_PROFILE`` if set, else "standard" with a CUDA GPU and "quick" without."""
+    name = os.environ.get("NCLAB_PROFILE")
+    if name:
+        if name not in PROFILES:
+            raise ValueError(f"NCLAB_PROFILE must be one of {', '.join(PROFILES)}; got {name!r}")
+        return name
+    return "standard" if torch.cuda.is_available() else "quick"
+
+
+def config(profile: str | None = None, **overrides) -> TrainConfig:
+    """The :class:`~nclab.train.TrainConfig` of a profile, with some fields changed.
+
+    Passing any of the explicit penalties ``lambda_W``, ``lambda_H``, ``lambda_b`` without a
+    ``weight_decay`` sets weight decay to 0 (the penalties replace it, as in the paper's
+    unconstrained-feature-model run).
+
+    Parameters
+    ----------
+    profile : "quick", "standard" or "paper"; None uses :func:`default_profile`
+    **overrides : TrainConfig fields, e.g. ``delta=0.05, seed=1, epochs=100``
+
+    Returns
+    -------
+    TrainConfig (validated)
+
+    Example
+    -------
+    >>> config("quick", delta=0.1).dataset
+    'digits'
+    """
+    profile = default_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    values = {**PROFILES[profile], **overrides}
+    if any(overrides.get(k) for k in ("lambda_W", "lambda_H", "lambda_b")) and "weight_decay" not in overrides:
+        values["weight_decay"] = 0.0
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return TrainConfig(**values).validate()
+
+
+def grid(profile: str | None = None, deltas=(0.0, 0.05, 0.1), seeds=(0, 1, 2), **overrides) -> list[TrainConfig]:
+    """Configs for every (δ, seed) pair of a profile: the usual CE-versus-LS sweep (chapter 3, 4, 5)."""
+    return [config(profile, delta=d, seed=s, **overrides) for d in deltas for s in seeds]
+
+
+def cache_dir() -> Path:
+    """Where finished runs are kept: ``$NCLAB_CACHE``, else ``<book root>/.nclab-cache``, else ``~/.cache/nclab``."""
+    if os.environ.get("NCLAB_CACHE"):
+        return Path(os.environ["NCLAB_CACHE"]).expanduser()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").exists():
+            return folder / ".nclab-cache"
+    return Path("~/.cache/nclab").expanduser()
+
+
+def _key(cfg: TrainConfig) -> str:
+    text = json.dumps({"config": cfg.to_dict(), "nclab": nclab.__version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    """The cache folder of a config (whether or not it has been trained)."""
+    cfg = cfg.validate()
+    name = f"{cfg.dataset}-{cfg.model}-delta{cfg.delta:g}-seed{cfg.seed}-{_key(cfg)}"
+    return cache_dir() / name
+
+
+def get(cfg: TrainConfig, progress: bool = True) -> RunResult:
+    """The result of a config: read from the cache, or trained (and cached) when absent.
+
+    Parameters
+    ----------
+    cfg : the run's config (e.g. from :func:`config`)
+    progress : show progress bars when training
+
+    Returns
+    -------
+    RunResult
+    """
+    folder = run_dir(cfg)
+    if (folder / RESULT).exists():
+        return RunResult.load(folder / RESULT)
+    return train(cfg, run_dir=folder, resume=True, progress=progress)
+
+
+def sweep(configs: list[TrainConfig], progress: bool = True) -> list[RunResult]:
+    """Results of several configs, in order; finished runs come from the cache, the rest are trained."""
+    return [get(cfg, progress=progress) for cfg in configs]
+
+
+def load_results(path: str | os.PathLike) -> list[RunResult]:
+    """Finished runs under ``path``: a run folder (or its ``result.json``) or a folder of run folders."""
+    path = Path(path)
+    if path.is_file() or (path / RESULT).exists():
+        return [RunResult.load(path)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run or cache folder at {path}")
+    results = [RunResult.load(p) for p in sorted(path.glob(f"*/{RESULT}"))]
+    if not results:
+        raise FileNotFoundError(f"no finished runs (*/{RESULT}) in {path}")
+    return results

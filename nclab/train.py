@@ -1,0 +1,530 @@
+"""One training run, measured as it goes (chapters 3, 4, 5 and 9).
+
+:func:`train` is a single loop meant to be read top to bottom: load the splits onto the device,
+build the model and the SGD optimizer, then for each epoch take shuffled mini-batch steps on the
+label-smoothing loss and, every ``log_every`` epochs, run :func:`measure`: one eval-mode pass
+over the training set that gives the neural-collapse report, plus the test error and the
+calibration before and after temperature scaling. After every epoch the whole state is
+checkpointed, so a run stopped at any moment resumes where it stopped and, on the CPU, produces
+exactly the history an uninterrupted run would have produced.
+
+A run directory holds ``checkpoint.pt`` (model, momentum buffers, random states, history, config) and,
+once the run has finished, ``result.json`` (config, history, provenance; plain JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+import nclab
+from . import calibration, data, metrics, models
+from ._checks import check_delta
+from .losses import label_smoothing_loss
+
+__all__ = ["TrainConfig", "RunResult", "train", "measure", "sgd_step", "lr_at", "resolve_device"]
+
+CHECKPOINT = "checkpoint.pt"
+RESULT = "result.json"
+ECE_BINS = 20  # the paper's main calibration numbers use 20 equal-width bins
+MEASURE_BATCH_SIZE = 2048
+_CHECKPOINT_FORMAT = "nclab-checkpoint-1"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; equal configs give equal runs.
+
+    Attributes
+    ----------
+    dataset, model : registry names (:data:`nclab.data.DATASETS`, :data:`nclab.models.MODELS`)
+    width : model width (None: the model's default, :data:`nclab.models.DEFAULT_WIDTH`)
+    delta : label smoothing δ in [0, 1); 0 is cross-entropy
+    epochs : number of passes over the training split
+    batch_size, lr, momentum, weight_decay : SGD settings (weight decay on all parameters)
+    schedule : "step" (lr times ``gamma`` after each epoch in ``milestones``; no milestones
+        means a constant lr) or "cosine" (from lr down to 0 over the run)
+    lambda_W, lambda_H, lambda_b : explicit penalties of the unconstrained feature model
+        (chapter 6): (λ_W/2)‖W‖² + (λ_b/2)‖b‖² + (λ_H/2)‖H‖², with the feature penalty rescaled
+        from the batch to the whole training set (N/B times the batch sum); they replace weight
+        decay, which must then be 0
+    augment : random crops and horizontal flips (off in the paper)
+    log_every : measure every this many epochs (and always the first and last epoch)
+    seed : seeds the initialization and the batch order
+    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    threads : CPU threads for the run (None: torch's default); small models train fastest on
+        one thread, and a busy machine does not slow them down as much
+    """
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    width: int | None = None
+    delta: float = 0.0
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    lambda_W: float = 0.0
+    lambda_H: float = 0.0
+    lambda_b: float = 0.0
+    augment: bool = False
+    log_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def validate(self) -> TrainConfig:
+        """Check every field; returns self, with numbers normalized to plain int/float."""
+        if self.dataset not in data.DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(data.DATASETS)}; got {self.dataset!r}")
+        if self.model not in models.MODELS:
+            raise ValueError(f"model must be one of {', '.join(models.MODELS)}; got {self.model!r}")
+        self.delta = check_delta(self.delta)
+        for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            setattr(self, name, int(value))
+        for name in ("width", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+            setattr(self, name, value)
+        if self.lr == 0:
+            raise ValueError("lr must be > 0")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        self.milestones = sorted(int(m) for m in self.milestones)
+        if any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be epochs >= 1, got {self.milestones!r}")
+        if self.penalized and self.weight_decay > 0:
+            raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
+                             f"lambda_b are used (they replace it), got {self.weight_decay!r}")
+        self.augment = bool(self.augment)
+        resolve_device(self.device)
+        return self
+
+    @property
+    def penalized(self) -> bool:
+        """Whether the run uses the unconstrained-feature-model penalties instead of weight decay."""
+        return self.lambda_W > 0 or self.lambda_H > 0 or self.lambda_b > 0
+
+    def to_dict(self) -> dict:
+        """The config as plain Python types (for JSON, checkpoints and the cache key)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return cls(**values).validate()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` becomes CUDA when available, else the CPU; other names are checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available here")
+    return resolved
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Learning rate used during ``epoch`` (1-based): step decay after each milestone, or cosine."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    return config.lr * config.gamma ** sum(epoch > m for m in config.milestones)
+
+
+@torch.no_grad()
+def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: data.DeviceBatches,
+            test_data: data.DeviceBatches, delta: float, batch_size: int = MEASURE_BATCH_SIZE) -> dict:
+    """Measure a model the way the paper does: collapse on the training set, calibration on the test set.
+
+    One eval-mode forward pass over the training split (no augmentation, large batches) keeps
+    every feature vector and logit on the device; the features fill a
+    :class:`~nclab.metrics.FeatureStats`, from which :func:`~nclab.metrics.collapse_report` computes
+    NC1-NC3, the norms and (from the kept features and the class means) NC4. Forward passes over the
+    validation and test splits give the test loss and error, the test ECE (20 bins), a temperature
+    T fitted on the validation split by minimizing NLL, and the test ECE of logits/T (chapter 5).
+
+    Parameters
+    ----------
+    model : a :class:`nclab.models.Classifier`
+    train_data, val_data, test_data : the three splits, as :class:`nclab.data.DeviceBatches`
+    delta : the label smoothing of the run (the reported losses are LS losses with this δ)
+    batch_size : rows per forward pass
+
+    Returns
+    -------
+    dict of floats: train_loss, train_error, test_loss, test_error, every field of
+    :class:`~nclab.metrics.CollapseReport`, test_ece, test_ece_scaled, temperature.
+    """
+    was_training = model.training
+    model.eval()
+    features, logits = _forward(model, train_data, batch_size)
+    if not bool(torch.isfinite(logits).all()):
+        raise FloatingPointError("the network's outputs are not finite (training diverged): lower lr")
+    stats = metrics.FeatureStats(logits.shape[1], features.shape[1], device=features.device)
+    stats.update(features, train_data.labels)
+    classifier = model.classifier
+    nc4 = metrics.nc4(features, logits, stats.means)
+    report = metrics.collapse_report(stats, classifier.weight, classifier.bias, nc4=nc4)
+    test_logits = _forward(model, test_data, batch_size)[1]
+    val_logits = _forward(model, val_data, batch_size)[1]
+    temperature = calibration.fit_temperature(val_logits, val_data.labels)
+    model.train(was_training)
+    return {
+        "train_loss": float(label_smoothing_loss(logits, train_data.labels, delta)),
+        "train_error": _error(logits, train_data.labels),
+        "test_loss": float(label_smoothing_loss(test_logits, test_data.labels, delta)),
+        "test_error": _error(test_logits, test_data.labels),
+        **report.as_dict(),
+        "test_ece": float(calibration.ece(test_logits, test_data.labels, n_bins=ECE_BINS)),
+        "test_ece_scaled": float(calibration.ece(test_logits / temperature, test_data.labels, n_bins=ECE_BINS)),
+        "temperature": float(temperature),
+    }
+
+
+def _forward(model: models.Classifier, batches: data.DeviceBatches, batch_size: int):
+    """Features and logits (float32) of a whole split, concatenated on its device."""
+    amp = batches.device.type == "cuda"
+    features, logits = [], []
+    for x, _ in batches.in_order(batch_size):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            h = model.features(x)
+            z = model.classifier(h)
+        features.append(h.float())
+        logits.append(z.float())
+    return torch.cat(features), torch.cat(logits)
+
+
+def _error(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) != labels).float().mean())
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume: bool = True,
+          progress: bool = True) -> RunResult:
+    """Train one network and record its collapse, errors and calibration over the epochs.
+
+    Each step minimizes the LS loss (``F.cross_entropy(..., label_smoothing=δ)``, chapter 1) with
+    SGD; each logged epoch appends one record of :func:`measure` plus the epoch, the lr and the
+    wall times ``time_train`` (the epoch's steps), ``time_measure`` (the measurement) and
+    ``time_elapsed`` (the run so far, every epoch and checkpoint included).
+
+    Parameters
+    ----------
+    config : the run's :class:`TrainConfig`
+    run_dir : folder for ``checkpoint.pt`` (written after every epoch by atomic replace) and
+        ``result.json`` (at the end); None trains in memory only
+    resume : continue from ``run_dir``'s checkpoint when there is one (it must belong to the same
+        config); False starts afresh and overwrites it
+    progress : tqdm progress bars for epochs and batches (also silenced by ``NCLAB_PROGRESS=0``)
+
+    Returns
+    -------
+    RunResult
+
+    Example
+    -------
+    >>> result = train(TrainConfig(dataset="digits", model="mlp", delta=0.1, epochs=5), progress=False)
+    >>> result.series("nc1").shape
+    (5,)
+    """
+    config = dataclasses.replace(config).validate()
+    show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
+    with _cpu_threads(config.threads):
+        return _train(config, Path(run_dir) if run_dir is not None else None, resume, show)
+
+
+def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
+    device = resolve_device(config.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+
+    # Data: each split on the device as one normalized tensor.
+    channels_last = cuda and config.model != "mlp"
+    train_set = data.load(config.dataset, "train")
+    train_data = data.DeviceBatches(train_set, device, channels_last)
+    val_data = data.DeviceBatches(data.load(config.dataset, "val"), device, channels_last)
+    test_data = data.DeviceBatches(data.load(config.dataset, "test"), device, channels_last)
+    n_train = len(train_data)
+
+    # Model, SGD momentum buffers and the generator that draws the batch order (and the augmentations).
+    torch.manual_seed(config.seed)
+    model = models.build(config.model, train_set.num_classes, train_set.in_channels,
+                         train_set.image_size, config.width).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]  # SGD momentum buffers
+    shuffle = torch.Generator().manual_seed(config.seed)
+    history: list[dict] = []
+    first_epoch, elapsed = 1, 0.0  # elapsed: wall seconds of the finished epochs, checkpoints included
+
+    checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
+    if checkpoint is not None and resume and checkpoint.exists():
+        first_epoch, history, elapsed = _restore(checkpoint, config, model, velocity, shuffle)
+
+    epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
+                  total=config.epochs, disable=not show)
+    for epoch in epochs:
+        epoch_start = time.perf_counter()
+        lr = lr_at(config, epoch)
+        model.train()
+        batches = train_data.shuffled(config.batch_size, shuffle, config.augment)
+        for x, y in tqdm(batches, desc=f"epoch {epoch}", total=math.ceil(n_train / config.batch_size),
+                         leave=False, disable=not show):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                h = model.features(x)
+                z = model.classifier(h)
+            # The LS loss of nclab.losses.label_smoothing_loss, without its per-call input checks.
+            loss = F.cross_entropy(z.float(), y, label_smoothing=config.delta)
+            if config.penalized:
+                W, b = model.classifier.weight, model.classifier.bias
+                loss = loss + 0.5 * (config.lambda_W * W.square().sum() + config.lambda_b * b.square().sum()
+                                     + config.lambda_H * n_train / len(y) * h.float().square().sum())
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            sgd_step(params, velocity, lr, config.momentum, config.weight_decay)
+        if cuda:
+            torch.cuda.synchronize()
+        time_train = time.perf_counter() - epoch_start
+
+        if epoch % config.log_every == 0 or epoch in (1, config.epochs):
+            start = time.perf_counter()
+            record = {"epoch": epoch, "lr": lr,
+                      **measure(model, train_data, val_data, test_data, config.delta)}
+            record["time_train"] = time_train
+            record["time_measure"] = time.perf_counter() - start
+            record["time_elapsed"] = elapsed + time.perf_counter() - epoch_start
+            history.append(record)
+            epochs.set_postfix(train_err=f"{record['train_error']:.3f}", nc1=f"{record['nc1']:.3g}")
+        elapsed += time.perf_counter() - epoch_start
+        if checkpoint is not None:
+            _save(checkpoint, config, epoch, history, elapsed, model, velocity, shuffle)
+
+    result = RunResult(config, history, _provenance(device), run_dir)
+    if run_dir is not None:
+        result.save(run_dir / RESULT)
+    return result
+
+
+@torch.no_grad()
+def sgd_step(params: list[torch.Tensor], velocity: list[torch.Tensor], lr: float, momentum: float,
+             weight_decay: float) -> None:
+    """One step of SGD with momentum and weight decay, in place (the paper's optimizer).
+
+    For each parameter p with gradient g and momentum buffer v:
+
+        g <- g + weight_decay * p        (weight decay: the gradient of (weight_decay/2) ||p||^2)
+        v <- momentum * v + g
+        p <- p - lr * v
+
+    the update of ``torch.optim.SGD`` with dampening 0 and without Nesterov, written out; the
+    ``_foreach`` ops apply each line to all parameters at once (a few kernels on a GPU).
+    """
+    grads = [p.grad for p in params]
+    if weight_decay:
+        torch._foreach_add_(grads, params, alpha=weight_decay)
+    torch._foreach_mul_(velocity, momentum)
+    torch._foreach_add_(velocity, grads)
+    torch._foreach_add_(params, velocity, alpha=-lr)
+
+
+@contextmanager
+def _cpu_threads(threads: int | None):
+    """Run the block with ``threads`` CPU threads for torch and for NumPy's BLAS; None changes nothing."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# Checkpoints ------------------------------------------------------------------------------------
+
+def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
+          velocity: list[torch.Tensor], shuffle: torch.Generator) -> None:
+    """Write the full training state to a temporary file, fsync it, then atomically replace ``path``."""
+    state = {
+        "format": _CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "history": history,
+        "elapsed": elapsed,
+        "model": model.state_dict(),
+        "velocity": velocity,
+        "torch_rng": torch.get_rng_state(),
+        "shuffle_rng": shuffle.get_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _restore(path: Path, config: TrainConfig, model, velocity: list[torch.Tensor], shuffle: torch.Generator):
+    """Load a checkpoint into the run's objects; returns (next epoch, history so far, elapsed seconds)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: it is truncated or "
+                         "corrupt); delete it to restart the run") from None
+    keys = {"config", "epoch", "history", "elapsed", "model", "velocity", "torch_rng", "shuffle_rng", "cuda_rng"}
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT or not keys <= state.keys():
+        raise ValueError(f"{path} is not an nclab training checkpoint; delete it or choose another run_dir")
+    saved, wanted = state["config"], config.to_dict()
+    if saved != wanted:
+        differ = ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} here"
+                           for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k))
+        raise ValueError(f"checkpoint {path} belongs to a different run ({differ}); "
+                         "use another run_dir or delete the checkpoint")
+    model.load_state_dict(state["model"])
+    for buffer, saved_buffer in zip(velocity, state["velocity"], strict=True):
+        buffer.copy_(saved_buffer)
+    torch.set_rng_state(state["torch_rng"])
+    shuffle.set_state(state["shuffle_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["epoch"] + 1, state["history"], state["elapsed"]
+
+
+def _provenance(device: torch.device) -> dict:
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+    return {
+        "nclab": nclab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device_name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# Results ----------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    """The record of one run: its config, its per-epoch history and where and when it ran.
+
+    ``history`` is a list of dicts, one per logged epoch (see :func:`train`); :meth:`series`
+    turns one field into an array. ``result.json`` in the run folder is the same data in plain
+    JSON (non-finite numbers as null), readable without nclab.
+
+    Example
+    -------
+    >>> result = RunResult.load("runs/ce/result.json")          # doctest: +SKIP
+    >>> plt.semilogy(result.epochs, result.series("nc1"))        # doctest: +SKIP
+    """
+
+    config: TrainConfig
+    history: list[dict]
+    provenance: dict
+    run_dir: Path | None = None
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """The logged epochs."""
+        return self.series("epoch").astype(int)
+
+    @property
+    def final(self) -> dict:
+        """The record of the last logged epoch."""
+        return self.history[-1]
+
+    def series(self, key: str) -> np.ndarray:
+        """One history field over the logged epochs, as a float array (NaN where missing)."""
+        if self.history and key not in self.history[0]:
+            raise ValueError(f"key must be one of {', '.join(self.history[0])}; got {key!r}")
+        return np.array([np.nan if r.get(key) is None else r[key] for r in self.history], dtype=float)
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "history": self.history, "provenance": self.provenance}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``to_dict()`` as JSON (atomically: temporary file, then rename)."""
+        path = Path(path)
+        history = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
+                   for r in self.history]
+        text = json.dumps({**self.to_dict(), "history": history}, indent=1, allow_nan=False)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunResult:
+        """Read a ``result.json`` (or the run folder holding one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / RESULT
+        try:
+            raw = json.loads(path.read_text())
+            config = TrainConfig.from_dict(raw["config"])
+            history, provenance = raw["history"], raw["provenance"]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no run result at {path}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not an nclab run result ({exc})") from None
+        return cls(config, history, provenance, path.parent)
+
+    def load_model(self, device: str | torch.device = "cpu") -> models.Classifier:
+        """The trained network from the run folder's checkpoint, in eval mode."""
+        if self.run_dir is None or not (self.run_dir / CHECKPOINT).exists():
+            raise FileNotFoundError(f"no checkpoint for this run (run_dir={self.run_dir})")
+        path = self.run_dir / CHECKPOINT
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__})") from None
+        info = data.load(self.config.dataset, "test")
+        model = models.build(self.config.model, info.num_classes, info.in_channels, info.image_size,
+                             self.config.width)
+        model.load_state_dict(state["model"])
+        return model.to(device).eval()
