@@ -45,15 +45,16 @@ def make_data(K: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return features, labels, rng.standard_normal((K, D)).astype(np.float32)
 
 
-def median_seconds(fn, repeats: int, sync=lambda: None) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def seconds(fn, sync=lambda: None) -> float:
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def median_seconds(fn, repeats: int) -> float:
+    return statistics.median(seconds(fn) for _ in range(repeats))
 
 
 def reference(features: np.ndarray, labels: np.ndarray, K: int, W: np.ndarray) -> dict[str, float]:
@@ -139,31 +140,40 @@ def main() -> None:
         threadpool_limits(args.threads)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows, floors = [], {}
+    rows = []  # (K, method, median seconds, median ratio to the floor, error)
     for K in (10, 100):
         features, labels, W = make_data(K)
         ref = reference(features, labels, K, W)
-        floors[K] = median_seconds(lambda: (lambda a: a.T @ a)(features.astype(np.float64)), args.repeats)
-        rows.append((K, "floor: NumPy float64 Gram X.T @ X (cpu)", floors[K], "-"))
+        runs = {}
         for device in devices:
             x, y, w = (torch.from_numpy(a).to(device) for a in (features, labels, W))
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-            nclab_report(x, y, K, w, args.batch)  # warm-up
-            seconds = median_seconds(lambda: nclab_report(x, y, K, w, args.batch), args.repeats, sync)
-            error = max_relative_error(nclab_report(x, y, K, w, args.batch).as_dict(), ref)
-            rows.append((K, f"nclab collapse_report, batches of {args.batch} ({device})", seconds, f"{error:.1e}"))
-        seconds = baseline_seconds(features, labels, K, args.subset, min(args.repeats, 3))
+            error = max_relative_error(nclab_report(x, y, K, w, args.batch).as_dict(), ref)  # also warms up
+            runs[device] = (lambda x=x, y=y, w=w: nclab_report(x, y, K, w, args.batch), sync, error, [])
+        # Floor and nclab alternate, so a load change on a shared machine hits both alike.
+        floor_times = []
+        for _ in range(args.repeats):
+            floor_times.append(seconds(lambda: (lambda a: a.T @ a)(features.astype(np.float64))))
+            for run, sync, _, times in runs.values():
+                times.append(seconds(run, sync))
+        floor = statistics.median(floor_times)
+        rows.append((K, "floor: NumPy float64 Gram X.T @ X (cpu)", floor, 1.0, "-"))
+        for device, (_, _, error, times) in runs.items():
+            ratio = statistics.median(t / f for t, f in zip(times, floor_times))
+            rows.append((K, f"nclab collapse_report, batches of {args.batch} ({device})",
+                         statistics.median(times), ratio, f"{error:.1e}"))
+        baseline = baseline_seconds(features, labels, K, args.subset, min(args.repeats, 3))
         rows.append((K, f"per-sample loops + per-class pinv (cpu; loops on {args.subset}, extrapolated)",
-                     seconds, "n/a"))
+                     baseline, baseline / floor, "n/a"))
 
-    print(f"N = {N}, d = {D}, float32 features; median of {args.repeats} runs; "
-          f"threads: torch {torch.get_num_threads()}, BLAS {blas_threads()}")
-    width = max(len(name) for _, name, _, _ in rows)
+    print(f"N = {N}, d = {D}, float32 features; medians of {args.repeats} runs (x floor: median of "
+          f"paired ratios); threads: torch {torch.get_num_threads()}, BLAS {blas_threads()}")
+    width = max(len(row[1]) for row in rows)
     header = f"{'K':>4}  {'method':<{width}}  {'seconds':>9}  {'x floor':>8}  {'max rel. error':>14}"
     print(header)
     print("-" * len(header))
-    for K, name, seconds, error in rows:
-        print(f"{K:>4}  {name:<{width}}  {seconds:>9.3f}  {seconds / floors[K]:>8.2f}  {error:>14}")
+    for K, name, secs, ratio, error in rows:
+        print(f"{K:>4}  {name:<{width}}  {secs:>9.3f}  {ratio:>8.2f}  {error:>14}")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ class FeatureStats:
         self.device = device
         self._counts = torch.zeros(K, dtype=torch.int64, device=device)
         self._shift = torch.zeros(K, d, dtype=torch.float64, device=device)
+        self._shift32 = torch.zeros(K, d, dtype=torch.float32, device=device)  # the same values
         self._sums = torch.zeros(K, d, dtype=torch.float64, device=device)
         self._scatter = torch.zeros(d, d, dtype=torch.float64, device=device)
 
@@ -119,16 +120,17 @@ class FeatureStats:
 
         batch_counts = torch.bincount(y, minlength=self.num_classes)
         new = (batch_counts > 0) & (self._counts == 0)
-        shift = self._shift
+        shift, shift32 = self._shift, self._shift32
         if bool(new.any()):
             # Any point near the class mean serves as shift; a float32-representable one
             # is the same in both precision paths.
             first_sums = torch.zeros(shift.shape, dtype=x.dtype, device=self.device).index_add_(0, y, x)
             first_means = first_sums[new] / batch_counts[new, None]
-            shift = shift.clone()
-            shift[new] = first_means.to(torch.float32).to(torch.float64)
+            shift32 = shift32.clone()
+            shift32[new] = first_means.to(torch.float32)
+            shift = shift32.to(torch.float64)
 
-        centred = x - shift.to(x.dtype)[y]
+        centred = x - (shift if x.dtype == torch.float64 else shift32)[y]
         sums = torch.zeros(shift.shape, dtype=x.dtype, device=self.device).index_add_(0, y, centred)
         gram = _gram64(centred)
         # A NaN or infinity in the batch shows up on the Gram diagonal: an O(d) check.
@@ -136,7 +138,7 @@ class FeatureStats:
             check_finite(x, "features")
             raise ValueError(f"features are too large: their squares overflow {centred.dtype}")
 
-        self._shift = shift
+        self._shift, self._shift32 = shift, shift32
         self._sums += sums.to(torch.float64)
         self._scatter += gram
         self._counts += batch_counts
@@ -163,6 +165,7 @@ class FeatureStats:
         sums = other._sums.to(self.device)
         adopt = (self._counts == 0) & (counts > 0)
         self._shift[adopt] = shift[adopt]
+        self._shift32 = self._shift.to(torch.float32)
         # Re-express other's sums and scatter around this accumulator's shifts:
         # h − c_k = (h − c'_k) + δ_k with δ_k = c'_k − c_k, summed over other's samples.
         delta = shift - self._shift
@@ -311,7 +314,10 @@ def nc1(stats: FeatureStats) -> float:
     0.0
     """
     stats = _check_stats(stats)
-    means = stats.means
+    return _nc1(stats.means, stats.within_cov)
+
+
+def _nc1(means: torch.Tensor, within_cov: torch.Tensor) -> float:
     K, d = means.shape
     _, s, vh = torch.linalg.svd(_helmert(K, means).T @ means, full_matrices=False)
     tolerance = max(K, d) * torch.finfo(torch.float64).eps * torch.linalg.matrix_norm(means, ord=2)
@@ -319,7 +325,7 @@ def nc1(stats: FeatureStats) -> float:
     if not bool(keep.any()):
         return math.nan
     v = vh[keep]
-    return float((((v @ stats.within_cov) * v).sum(1) / s[keep] ** 2).sum())
+    return float((((v @ within_cov) * v).sum(1) / s[keep] ** 2).sum())
 
 
 def _helmert(K: int, like: torch.Tensor) -> torch.Tensor:
@@ -409,8 +415,10 @@ def nc3(W, stats: FeatureStats) -> float:
         NC3 (NaN if W = 0 or all class means coincide).
     """
     stats = _check_stats(stats)
-    w = _classifier(W, stats)
-    centred = stats.centred_means
+    return _nc3(_classifier(W, stats), stats.centred_means)
+
+
+def _nc3(w: torch.Tensor, centred: torch.Tensor) -> float:
     w_norm, m_norm = torch.linalg.matrix_norm(w), torch.linalg.matrix_norm(centred)
     if float(w_norm) == 0.0 or float(m_norm) == 0.0:
         return math.nan
@@ -433,7 +441,11 @@ def equinorm(vectors) -> float:
     float
         Coefficient of variation of the norms (NaN if all rows are 0).
     """
-    norms = torch.linalg.vector_norm(_as_matrix(vectors, "vectors"), dim=1)
+    return _equinorm(_as_matrix(vectors, "vectors"))
+
+
+def _equinorm(v: torch.Tensor) -> float:
+    norms = torch.linalg.vector_norm(v, dim=1)
     mean = norms.mean()
     return math.nan if float(mean) == 0.0 else float(norms.std() / mean)
 
@@ -453,7 +465,10 @@ def equiangularity(vectors) -> float:
     float
         The measure (NaN if a row is 0, where a cosine is undefined).
     """
-    v = _as_matrix(vectors, "vectors")
+    return _equiangularity(_as_matrix(vectors, "vectors"))
+
+
+def _equiangularity(v: torch.Tensor) -> float:
     norms = torch.linalg.vector_norm(v, dim=1)
     if bool((norms == 0).any()):
         return math.nan
@@ -624,7 +639,8 @@ def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) ->
     """
     stats = _check_stats(stats)
     w = _classifier(W, stats)
-    centred = stats.centred_means
+    means = stats.means
+    centred = means - means.mean(0)
     if b is None:
         b_norm = math.nan
     else:
@@ -641,17 +657,17 @@ def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) ->
         if not 0.0 <= nc4_value <= 1.0:
             raise ValueError(f"nc4 must be a rate in [0, 1], got {nc4!r}")
     return CollapseReport(
-        nc1=nc1(stats),
+        nc1=_nc1(means, stats.within_cov),
         nc2_h=_distance_to_etf(centred @ centred.T),
         nc2_w=_distance_to_etf(w @ w.T),
         nc2_wh=_distance_to_etf(w @ centred.T),
-        nc3=nc3(w, stats),
+        nc3=_nc3(w, centred),
         nc4=nc4_value,
-        equinorm_h=equinorm(centred),
-        equinorm_w=equinorm(w),
-        equiangularity_h=equiangularity(centred),
-        equiangularity_w=equiangularity(w),
-        w_norm=mean_w_norm(w),
+        equinorm_h=_equinorm(centred),
+        equinorm_w=_equinorm(w),
+        equiangularity_h=_equiangularity(centred),
+        equiangularity_w=_equiangularity(w),
+        w_norm=float(torch.linalg.vector_norm(w, dim=1).mean()),
         h_norm=float(torch.linalg.vector_norm(centred, dim=1).mean()),
         b_norm=b_norm,
     )
