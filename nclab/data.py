@@ -361,8 +361,8 @@ class DeviceBatches:
     def shuffled(self, batch_size: int, generator: torch.Generator, augment: bool = False):
         """Yield (images, labels) mini-batches in a random order drawn from ``generator`` (CPU).
 
-        With ``augment``, each image is padded by an eighth of its size (4 pixels at 32x32),
-        randomly cropped back and flipped with probability 1/2. A last batch of a single sample
+        With ``augment``, each image is padded by an eighth of its size (4 pixels at 32x32) with
+        zeros (the mean, after normalization), randomly cropped back and flipped with probability 1/2. A last batch of a single sample
         is dropped (batch norm cannot train on it).
         """
         padding = max(1, self.images.shape[-1] // 8)

@@ -5,7 +5,7 @@ Every function takes :class:`~nclab.train.RunResult` objects and returns a
 functions work the same in a notebook (make the figure the cell's last value to display it), in
 a script and on a headless machine (``fig.savefig("curves.png")``).
 
-Runs are coloured by δ: cross-entropy (δ = 0) in black, label smoothing in a blue-to-red ramp;
+Runs are coloured by δ: cross-entropy (δ = 0) in black, label smoothing in a purple-to-orange ramp;
 several seeds of one δ share a colour.
 """
 
@@ -42,10 +42,10 @@ def _check_results(results) -> list[RunResult]:
 def _colours(deltas) -> dict[float, tuple]:
     """Black for CE, then a ramp over the positive δ values."""
     positive = sorted(d for d in set(deltas) if d > 0)
-    ramp = colormaps["coolwarm"]
+    ramp = colormaps["plasma"]
     colours = {0.0: (0.0, 0.0, 0.0, 1.0)}
     for i, d in enumerate(positive):
-        colours[d] = ramp(0.0 if len(positive) == 1 else i / (len(positive) - 1))
+        colours[d] = ramp(0.55 if len(positive) == 1 else 0.25 + 0.6 * i / (len(positive) - 1))
     return colours
 
 
@@ -84,7 +84,7 @@ def training_curves(results) -> Figure:
     for ax, (key, title) in zip(axes.flat, panels):
         ax.set_title(title)
         ax.set_ylabel(key.replace("_", " "))
-    axes[1, 0].set_yscale("log")
+    axes[0, 2].set_yscale("log")
     axes[1, 2].set_title("norms: ‖w_k‖ (solid), ‖μ_k − μ_G‖ (dashed)")
     axes[1, 2].set_ylabel("mean norm")
     for ax in axes.flat:

@@ -8,8 +8,12 @@ calibration before and after temperature scaling. After every epoch the whole st
 checkpointed, so a run stopped at any moment resumes where it stopped and, on the CPU, produces
 exactly the history an uninterrupted run would have produced.
 
-A run directory holds ``checkpoint.pt`` (model, momentum buffers, random states, history, config) and,
-once the run has finished, ``result.json`` (config, history, provenance; plain JSON).
+On a CUDA GPU the same loop keeps every split on the device, stores images and convolutional
+weights channels-last, and runs the training steps under bf16 autocast; the measurement stays in
+float32. Everything also runs on the CPU.
+
+A run directory holds ``checkpoint.pt`` (model, momentum buffers, random states, history, config)
+and, once the run has finished, ``result.json`` (config, history, provenance; plain JSON).
 """
 
 from __future__ import annotations
@@ -123,7 +127,12 @@ class TrainConfig:
             raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
                              f"lambda_b are used (they replace it), got {self.weight_decay!r}")
         self.augment = bool(self.augment)
-        resolve_device(self.device)
+        if str(self.device) != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
+        self.device = str(self.device)
         return self
 
     @property
@@ -170,8 +179,8 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
             test_data: data.DeviceBatches, delta: float, batch_size: int = MEASURE_BATCH_SIZE) -> dict:
     """Measure a model the way the paper does: collapse on the training set, calibration on the test set.
 
-    One eval-mode forward pass over the training split (no augmentation, large batches) keeps
-    every feature vector and logit on the device; the features fill a
+    One eval-mode float32 forward pass over the training split (no augmentation, large batches)
+    keeps every feature vector and logit on the device; the features fill a
     :class:`~nclab.metrics.FeatureStats`, from which :func:`~nclab.metrics.collapse_report` computes
     NC1-NC3, the norms and (from the kept features and the class means) NC4. Forward passes over the
     validation and test splits give the test loss and error, the test ECE (20 bins), a temperature
@@ -216,15 +225,16 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
 
 
 def _forward(model: models.Classifier, batches: data.DeviceBatches, batch_size: int):
-    """Features and logits (float32) of a whole split, concatenated on its device."""
-    amp = batches.device.type == "cuda"
+    """Features and logits of a whole split, concatenated on its device.
+
+    Always in float32, also on a GPU where training uses bf16: bf16 keeps about three significant
+    digits, and that rounding alone would put a floor under NC1 late in training.
+    """
     features, logits = [], []
     for x, _ in batches.in_order(batch_size):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            h = model.features(x)
-            z = model.classifier(h)
-        features.append(h.float())
-        logits.append(z.float())
+        h = model.features(x)
+        features.append(h)
+        logits.append(model.classifier(h))
     return torch.cat(features), torch.cat(logits)
 
 
@@ -287,7 +297,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]  # SGD momentum buffers
+    velocity = [torch.zeros_like(p) for p in params]
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     first_epoch, elapsed = 1, 0.0  # elapsed: wall seconds of the finished epochs, checkpoints included
@@ -438,7 +448,8 @@ def _provenance(device: torch.device) -> dict:
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
     else:
-        device_name = f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        device_name = f"{platform.machine()} CPU ({threads} thread{'s' if threads > 1 else ''})"
     return {
         "nclab": nclab.__version__,
         "torch": torch.__version__,

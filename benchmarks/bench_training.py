@@ -1,0 +1,207 @@
+"""Training throughput: device-resident batches against a plain DataLoader pipeline.
+
+Both pipelines run the same model and the same step (forward, LS loss, backward, SGD with
+momentum and weight decay); only the way batches reach the model differs:
+
+- device-resident (nclab): the split lives on the device as one normalized tensor; each epoch is
+  one randperm and each batch one index gather (channels-last and bf16 autocast on CUDA);
+- DataLoader: ``DataLoader(TensorDataset(x, y), batch_size, shuffle=True, num_workers=0)``,
+  fp32, NCHW, batches copied to the device.
+
+Cases: the quick profile's digits MLP; a ResNet18 on random 3x32x32 images (a few steps on the
+CPU); on a CUDA GPU also a CIFAR-sized epoch (50,000 random images, batch 128) in absolute
+seconds, with the measurement pass that follows a logged epoch. Finally, the cost of the
+measurement pass relative to a training epoch in a real quick-profile run.
+
+    python benchmarks/bench_training.py [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from nclab import data, models, runs
+from nclab.train import measure, sgd_step, train
+
+
+def _step(model, params, velocity, x, y, cuda: bool) -> None:
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        z = model(x)
+    loss = F.cross_entropy(z.float(), y, label_smoothing=0.1)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    sgd_step(params, velocity, 0.01, 0.9, 5e-4)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _steps_per_second(model, batches, device: torch.device, max_steps: int, cuda_path: bool) -> float:
+    """Run up to ``max_steps`` steps from the iterable of (x, y) after two warm-up steps."""
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    model.train()
+    iterator = iter(batches)
+    for _ in range(2):
+        x, y = next(iterator)
+        _step(model, params, velocity, x.to(device), y.to(device), cuda_path)
+    _sync(device)
+    start, steps = time.perf_counter(), 0
+    for x, y in iterator:
+        _step(model, params, velocity, x.to(device, non_blocking=True), y.to(device, non_blocking=True), cuda_path)
+        steps += 1
+        if steps == max_steps:
+            break
+    _sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def _repeat(make_batches, epochs: int):
+    for _ in range(epochs):
+        yield from make_batches()
+
+
+def compare(name: str, dataset: data.Dataset, model_name: str, width: int | None, batch_size: int,
+            device: torch.device, max_steps: int, epochs: int) -> tuple[str, float, float]:
+    """Steps per second of both pipelines on one model and dataset."""
+    cuda = device.type == "cuda"
+    conv = model_name != "mlp"
+
+    def fresh_model():
+        torch.manual_seed(0)
+        net = models.build(model_name, dataset.num_classes, dataset.in_channels, dataset.image_size, width)
+        net = net.to(device)
+        return net.to(memory_format=torch.channels_last) if cuda and conv else net
+
+    resident = data.DeviceBatches(dataset, device, channels_last=cuda and conv)
+    generator = torch.Generator().manual_seed(0)
+    ours = _steps_per_second(fresh_model(), _repeat(lambda: resident.shuffled(batch_size, generator), epochs),
+                             device, max_steps, cuda)
+
+    cpu_images = data.DeviceBatches(dataset, "cpu").images  # the same normalized fp32 NCHW tensor
+    loader = DataLoader(TensorDataset(cpu_images, dataset.labels), batch_size=batch_size, shuffle=True,
+                        num_workers=0)
+    model = fresh_model()
+    if cuda and conv:
+        model = model.to(memory_format=torch.contiguous_format)
+    theirs = _steps_per_second(model, _repeat(lambda: iter(loader), epochs), device, max_steps, False)
+    return name, ours, theirs
+
+
+def _random_images(n: int, num_classes: int = 10, size: int = 32, seed: int = 0) -> data.Dataset:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, num_classes, (n,), generator=generator)
+    return data.Dataset("random", "train", images, labels, num_classes, (0.5,) * 3, (0.29,) * 3)
+
+
+def cifar_sized_epoch(device: torch.device) -> list[tuple[str, float]]:
+    """Seconds per 50,000-image ResNet18 epoch (batch 128) and per measurement pass, on CUDA."""
+    train_set = _random_images(50_000)
+    cuda = device.type == "cuda"
+    rows = []
+    splits = [data.DeviceBatches(d, device, channels_last=True)
+              for d in (train_set, _random_images(5_000, seed=1), _random_images(10_000, seed=2))]
+    torch.manual_seed(0)
+    model = models.build("resnet18", 10, 3, 32).to(device).to(memory_format=torch.channels_last)
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    generator = torch.Generator().manual_seed(0)
+    for label in ("warm-up epoch", "training epoch"):
+        _sync(device)
+        start = time.perf_counter()
+        model.train()
+        for x, y in splits[0].shuffled(128, generator):
+            _step(model, params, velocity, x, y, cuda)
+        _sync(device)
+        if label == "training epoch":
+            rows.append(("ResNet18, 50k 32x32 images, batch 128: training epoch (device-resident)",
+                         time.perf_counter() - start))
+    _sync(device)
+    start = time.perf_counter()
+    measure(model, *splits, delta=0.1)
+    _sync(device)
+    rows.append(("  measurement pass (train 50k + val 5k + test 10k, NC report, ECE, T)",
+                 time.perf_counter() - start))
+
+    loader = DataLoader(TensorDataset(data.DeviceBatches(train_set, "cpu").images, train_set.labels),
+                        batch_size=128, shuffle=True, num_workers=0)
+    model = model.to(memory_format=torch.contiguous_format)
+    _sync(device)
+    start = time.perf_counter()
+    for x, y in loader:
+        _step(model, params, velocity, x.to(device, non_blocking=True), y.to(device, non_blocking=True), False)
+    _sync(device)
+    rows.append(("  same epoch with the DataLoader pipeline (fp32, NCHW)", time.perf_counter() - start))
+    return rows
+
+
+def measurement_fraction() -> dict:
+    """Measurement cost against training cost in a real quick-profile run (CE, seed 0)."""
+    config = runs.config("quick")
+    result = train(config, progress=False)
+    per_epoch = result.series("time_measure") / result.series("time_train")
+    return {
+        "config": config,
+        "median_ratio": float(np.median(per_epoch)),
+        "share_of_run": float(result.series("time_measure").sum() / result.final["time_elapsed"]),
+        "time_train": float(np.median(result.series("time_train"))),
+        "time_measure": float(np.median(result.series("time_measure"))),
+        "elapsed": float(result.final["time_elapsed"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1, as the quick profile uses)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+    print(f"torch {torch.__version__}, CPU threads {args.threads}"
+          + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+    print()
+    print(f"{'case':<44} {'device':<6} {'resident steps/s':>17} {'DataLoader steps/s':>19} {'speed-up':>9}")
+    digits = data.load("digits", "train")
+    quick = runs.config("quick")
+    for device in devices:
+        cases = [compare(f"digits MLP (quick profile, batch {quick.batch_size})", digits, "mlp", None,
+                         quick.batch_size, device, max_steps=200, epochs=20),
+                 compare("digits MLP, batch 512", digits, "mlp", None, 512, device, max_steps=60, epochs=40)]
+        if device.type == "cpu":
+            cases.append(compare("ResNet18, 32x32 random images, batch 16", _random_images(128), "resnet18",
+                                 None, 16, device, max_steps=4, epochs=2))
+        else:
+            cases.append(compare("ResNet18, 32x32 random images, batch 128", _random_images(12_800),
+                                 "resnet18", None, 128, device, max_steps=150, epochs=2))
+        for name, ours, theirs in cases:
+            print(f"{name:<44} {device.type:<6} {ours:17.1f} {theirs:19.1f} {ours / theirs:8.2f}x")
+    if torch.cuda.is_available():
+        print()
+        print(f"{'CIFAR-sized epoch on ' + torch.cuda.get_device_name():<76} {'seconds':>9}")
+        for name, seconds in cifar_sized_epoch(torch.device("cuda")):
+            print(f"{name:<76} {seconds:9.2f}")
+
+    fraction = measurement_fraction()
+    c = fraction["config"]
+    print()
+    print(f"measurement pass, quick profile ({c.model} on {c.dataset}, {c.epochs} epochs, batch {c.batch_size}, "
+          f"measured every {c.log_every} epochs, {c.threads} thread)")
+    print(f"  median training epoch          {fraction['time_train'] * 1e3:8.1f} ms")
+    print(f"  median measurement pass        {fraction['time_measure'] * 1e3:8.1f} ms"
+          f"   ({fraction['median_ratio']:.0%} of a training epoch)")
+    print(f"  measurement share of the run   {fraction['share_of_run']:8.1%}"
+          f"   (whole run {fraction['elapsed']:.1f} s, checkpoints included)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Profiles, configs and the result cache keyed by the config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nclab
+from nclab import runs, train as train_module
+from nclab.train import RESULT, TrainConfig
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _tiny(**overrides) -> TrainConfig:
+    return runs.config("quick", **{"epochs": 2, "width": 32, **overrides})
+
+
+def test_profiles_and_overrides(monkeypatch):
+    quick = runs.config("quick", delta=0.05)
+    assert (quick.dataset, quick.model, quick.device, quick.delta) == ("digits", "mlp", "cpu", 0.05)
+    paper = runs.config("paper")
+    assert (paper.dataset, paper.model, paper.lr, paper.momentum, paper.weight_decay, paper.batch_size,
+            paper.milestones, paper.augment) == ("cifar10", "resnet18", 0.05, 0.9, 5e-4, 128, [150], False)
+    assert runs.config("standard").dataset == "fashion-mnist"
+    monkeypatch.setenv("NCLAB_PROFILE", "paper")
+    assert runs.default_profile() == "paper" and runs.config().dataset == "cifar10"
+    monkeypatch.setenv("NCLAB_PROFILE", "huge")
+    with pytest.raises(ValueError, match="NCLAB_PROFILE"):
+        runs.default_profile()
+    with pytest.raises(ValueError, match="unknown config field"):
+        runs.config("quick", learning_rate=0.1)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        runs.config("tiny")
+
+
+def test_penalties_replace_weight_decay():
+    assert runs.config("quick", lambda_W=1e-3, lambda_H=1e-6, lambda_b=1e-2).weight_decay == 0.0
+    with pytest.raises(ValueError, match="weight_decay must be 0"):
+        runs.config("quick", lambda_W=1e-3, weight_decay=5e-4)
+
+
+def test_grid_covers_every_pair():
+    configs = runs.grid("quick", deltas=(0.0, 0.1), seeds=(0, 1, 2), epochs=5)
+    assert [(c.delta, c.seed) for c in configs] == [(d, s) for d in (0.0, 0.1) for s in (0, 1, 2)]
+    assert all(c.epochs == 5 for c in configs)
+
+
+def test_cache_dir_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "explicit"))
+    assert runs.cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("NCLAB_CACHE")
+    (tmp_path / "book_root" / "book").mkdir(parents=True)
+    (tmp_path / "book_root" / "_config.yml").write_text("title: x\n")
+    monkeypatch.chdir(tmp_path / "book_root" / "book")
+    assert runs.cache_dir() == (tmp_path / "book_root" / ".nclab-cache").resolve()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert runs.cache_dir() == tmp_path / "home" / ".cache" / "nclab"
+
+
+def test_run_dir_is_keyed_by_config_and_version(cache, monkeypatch):
+    a, b = runs.run_dir(_tiny()), runs.run_dir(_tiny(seed=1))
+    assert a != b and a == runs.run_dir(_tiny()) and a.parent == cache
+    assert a.name.startswith("digits-mlp-delta0-seed0-")
+    monkeypatch.setattr(nclab, "__version__", "999")
+    assert runs.run_dir(_tiny()) != a
+
+
+def test_get_trains_once_then_reads_the_cache(cache, monkeypatch):
+    first = runs.get(_tiny(), progress=False)
+    assert (runs.run_dir(_tiny()) / RESULT).exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("get() trained although the result was cached")
+
+    monkeypatch.setattr(runs, "train", refuse)
+    second = runs.get(_tiny(), progress=False)
+    assert second.history == json.loads((runs.run_dir(_tiny()) / RESULT).read_text())["history"]
+    assert [r["nc1"] for r in second.history] == pytest.approx([r["nc1"] for r in first.history], rel=1e-12)
+    with pytest.raises(AssertionError, match="trained although"):
+        runs.get(_tiny(seed=1), progress=False)  # another config is another key
+    monkeypatch.setattr(runs, "train", train_module.train)
+    results = runs.sweep([_tiny(), _tiny(seed=1)], progress=False)
+    assert [r.config.seed for r in results] == [0, 1]
+    assert {r.config.seed for r in runs.load_results(cache)} == {0, 1}
+
+
+def test_load_results_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run or cache folder"):
+        runs.load_results(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        runs.load_results(tmp_path)

@@ -1,0 +1,180 @@
+"""Training: the quick run collapses, the optimizer is SGD, and a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nclab import data, models, runs
+from nclab.train import CHECKPOINT, RESULT, RunResult, TrainConfig, lr_at, measure, sgd_step, train
+
+
+def _without_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in record.items() if not k.startswith("time_")} for record in history]
+
+
+def _small(**overrides) -> TrainConfig:
+    return runs.config("quick", **{"epochs": 3, "width": 64, "log_every": 1, **overrides})
+
+
+@pytest.mark.slow
+def test_quick_profile_collapses_to_zero_training_error():
+    result = train(runs.config("quick", delta=0.0), progress=False)
+    nc1 = result.series("nc1")
+    assert result.final["train_error"] == 0.0
+    assert nc1[0] / nc1[-1] >= 10
+    assert result.epochs[0] == 1 and result.epochs[-1] == 60
+    # The record has everything the chapters plot, as finite numbers.
+    for key in ("train_loss", "test_error", "nc2_wh", "nc3", "nc4", "w_norm", "h_norm",
+                "test_ece", "test_ece_scaled", "temperature", "lr", "time_train", "time_measure"):
+        assert math.isfinite(result.final[key]), key
+
+
+def test_sgd_step_matches_torch_sgd():
+    from torch.optim.sgd import sgd  # the functional form behind torch.optim.SGD
+
+    torch.manual_seed(0)
+    ours = models.build("mlp", 4, 1, 3, width=8)
+    theirs = models.build("mlp", 4, 1, 3, width=8)
+    theirs.load_state_dict(ours.state_dict())
+    velocity = [torch.zeros_like(p) for p in ours.parameters()]
+    buffers = [None] * len(velocity)
+    for step in range(5):
+        x, y = torch.randn(16, 1, 3, 3), torch.randint(0, 4, (16,))
+        for net in (ours, theirs):
+            net.zero_grad()
+            F.cross_entropy(net(x), y, label_smoothing=0.1).backward()
+        sgd_step(list(ours.parameters()), velocity, 0.1, 0.9, 1e-2)
+        with torch.no_grad():
+            params = list(theirs.parameters())
+            sgd(params, [p.grad for p in params], buffers, weight_decay=1e-2, momentum=0.9, lr=0.1,
+                dampening=0.0, nesterov=False, maximize=False)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_learning_rate_schedules():
+    step = TrainConfig(lr=0.1, epochs=10, milestones=[3, 6], gamma=0.5)
+    assert [lr_at(step, e) for e in (1, 3, 4, 6, 7, 10)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    cosine = TrainConfig(lr=0.1, epochs=4, schedule="cosine")
+    assert [lr_at(cosine, e) for e in range(1, 5)] == pytest.approx(
+        [0.1, 0.05 * (1 + math.cos(math.pi / 4)), 0.05, 0.05 * (1 + math.cos(3 * math.pi / 4))])
+
+
+def test_measure_errors_and_losses_match_a_sample_loop():
+    torch.manual_seed(1)
+    splits = [data.DeviceBatches(data.load("digits", s), "cpu") for s in ("train", "val", "test")]
+    net = models.build("mlp", 10, 1, 8, width=32)
+    record = measure(net, *splits, delta=0.2, batch_size=500)
+    net.eval()
+    wrong, loss = 0, 0.0
+    with torch.no_grad():
+        for x, y in zip(splits[0].images, splits[0].labels):
+            z = net(x[None])[0]
+            wrong += int(z.argmax() != y)
+            q = torch.full((10,), 0.2 / 10)
+            q[y] += 0.8
+            loss += float(-(q * z.log_softmax(0)).sum())
+    assert record["train_error"] == pytest.approx(wrong / len(splits[0]))
+    assert record["train_loss"] == pytest.approx(loss / len(splits[0]), rel=1e-5)
+    assert 0 <= record["test_ece"] <= 1 and record["temperature"] > 0
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="delta"):
+        TrainConfig(delta=1.0).validate()
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0).validate()
+    with pytest.raises(ValueError, match="weight_decay must be 0"):
+        TrainConfig(lambda_H=1e-6).validate()
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear").validate()
+    with pytest.raises(ValueError, match="dataset"):
+        TrainConfig(dataset="svhn").validate()
+
+
+def test_explicit_penalties_shrink_the_classifier():
+    free = train(_small(weight_decay=0.0, epochs=4), progress=False)
+    penalized = train(_small(lambda_W=0.5, lambda_H=1e-4, lambda_b=0.5, epochs=4), progress=False)
+    assert penalized.config.weight_decay == 0.0
+    assert penalized.final["w_norm"] < 0.5 * free.final["w_norm"]
+    assert penalized.final["b_norm"] < free.final["b_norm"]
+
+
+def test_cnn_with_augmentation_trains():
+    result = train(_small(model="cnn", width=8, augment=True, epochs=2), progress=False)
+    assert result.final["train_error"] < 0.9 and len(result.history) == 2
+
+
+def test_result_json_round_trip(tmp_path):
+    result = train(_small(epochs=2), run_dir=tmp_path, progress=False)
+    raw = json.loads((tmp_path / RESULT).read_text())
+    assert set(raw) == {"config", "history", "provenance"} and raw["config"]["epochs"] == 2
+    assert {"nclab", "torch", "device", "date"} <= set(raw["provenance"])
+    loaded = RunResult.load(tmp_path)
+    assert loaded.config == result.config and _without_times(loaded.history) == _without_times(result.history)
+    model = loaded.load_model()
+    assert not model.training and model.classifier.out_features == 10
+
+
+_CHILD = """
+import sys
+from nclab.train import TrainConfig, train
+train(TrainConfig(**{config}), run_dir=sys.argv[1], progress=False)
+"""
+
+
+def test_killed_run_resumes_with_the_same_history(tmp_path):
+    config = _small(epochs=15, delta=0.1)
+    reference = train(config, progress=False)
+
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(config=config.to_dict()), str(run_dir)],
+                             cwd=Path(__file__).resolve().parents[1])
+    checkpoint = run_dir / CHECKPOINT
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    saved = torch.load(checkpoint, weights_only=True)
+    assert 1 <= saved["epoch"] < config.epochs, "the run should be killed mid-way"
+    assert not (run_dir / RESULT).exists()
+
+    resumed = train(config, run_dir=run_dir, progress=False)
+    assert _without_times(resumed.history) == _without_times(reference.history)
+    assert resumed.history[0]["time_train"] == saved["history"][0]["time_train"]
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    config = _small(epochs=1)
+    train(config, run_dir=tmp_path, progress=False)
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt") as info:
+        train(config, run_dir=tmp_path, progress=False)
+    assert str(path) in str(info.value)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=str(path)):
+        train(config, run_dir=tmp_path, progress=False)
+
+
+def test_foreign_checkpoint_is_a_clear_error(tmp_path):
+    train(_small(epochs=1), run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="belongs to a different run .*delta=0.0 there, 0.1 here") as info:
+        train(_small(epochs=1, delta=0.1), run_dir=tmp_path, progress=False)
+    assert str(tmp_path / CHECKPOINT) in str(info.value)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / CHECKPOINT)
+    with pytest.raises(ValueError, match="not an nclab training checkpoint"):
+        train(_small(epochs=1), run_dir=tmp_path, progress=False)
