@@ -132,6 +132,21 @@ def test_many_classes_float32_large_batch():
     assert M.nc1(stats) == pytest.approx(nc1, rel=1e-6)
 
 
+def test_reduced_float32_matmul_precision_falls_back_to_float64():
+    """With TF32/bf16 float32 matmuls allowed, the Gram matrix must not use them."""
+    rng = np.random.default_rng(12)
+    X, y = mixture(rng, K=3, d=5, offset=2.0)
+    X32 = X.astype(np.float32)
+    exact = M.nc1(M.FeatureStats(3, 5).update(X32.astype(np.float64), y))
+    torch.set_float32_matmul_precision("high")
+    try:
+        assert not M._exact_float32_matmul()
+        assert M.nc1(M.FeatureStats(3, 5).update(X32, y)) == pytest.approx(exact, rel=1e-6)
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert M._exact_float32_matmul()
+
+
 def simplex_etf(K, d, rng, scale=2.0):
     """K class means forming a simplex ETF in a random K-dimensional subspace of R^d."""
     basis, _ = np.linalg.qr(rng.standard_normal((d, K)))
