@@ -46,7 +46,9 @@ def _check_pair(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
     z = _check_logits(logits)
     y = check_labels(as_tensor(labels, "labels"), z.shape[1]).to(z.device)
     if y.shape[0] != z.shape[0]:
-        raise ValueError(f"labels must have one entry per row of logits: got {y.shape[0]} labels for {z.shape[0]} rows")
+        raise ValueError(
+            f"labels must have one entry per row of logits: got {y.shape[0]} labels for {z.shape[0]} rows"
+        )
     return z, y
 
 
@@ -170,7 +172,9 @@ def prediction_entropy(logits) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(1)
 
 
-def _ece_per_temperature(z: torch.Tensor, y: torch.Tensor, temperatures: torch.Tensor, n_bins: int) -> torch.Tensor:
+def _ece_per_temperature(
+    z: torch.Tensor, y: torch.Tensor, temperatures: torch.Tensor, n_bins: int
+) -> torch.Tensor:
     """ECE of z / T for every T, a block of temperatures at a time.
 
     Predictions do not depend on T, only the top-class confidence 1 / Σ_j exp((z_j − z_max)/T)

@@ -50,12 +50,13 @@ class FeatureStats:
     N·Σ_W = T − Σ_k s_k s_kᵀ / n_k. Because the shifts sit near the class means, the
     subtraction loses almost nothing even when the features share a large common offset.
     Per batch the cost is one d×d Gram matrix of the shifted features, plus O(N·d) work.
-    Sums are kept in float64. Float64 features are multiplied in float64. On the CPU,
-    lower-precision features are shifted in float32 and multiplied in float32 blocks of at most
-    8192 rows, each block added in float64: the shifted values are small, so the products keep
-    float32's relative accuracy, and the measures agree with a float64 computation to about
-    1e-7 in roughly half the time of a float64 product. On a GPU, or when float32 matmuls may use TF32 or bf16
-    (``torch.set_float32_matmul_precision``), the Gram matrix is formed in float64.
+    Sums are kept in float64. Float64 features are shifted and multiplied in float64;
+    lower-precision features are shifted in float32, where the small shifted values keep
+    float32's relative accuracy. On the CPU their Gram matrix is then formed in float32 blocks
+    of at most 8192 rows, each added in float64: the measures agree with a float64
+    computation to about 1e-7 in roughly half the time of a float64 product. On a GPU, or
+    when float32 matmuls may use TF32 or bf16 (``torch.set_float32_matmul_precision``), the
+    Gram matrix is formed in float64.
 
     Parameters
     ----------
@@ -255,7 +256,9 @@ def _as_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor
     """A finite float64 matrix with at least two rows."""
     a = as_tensor(x, name).detach()
     if a.ndim != 2 or a.shape[0] < 2:
-        raise ValueError(f"{name} must be a 2-D matrix with one row per class (K >= 2), got shape {tuple(a.shape)}")
+        raise ValueError(
+            f"{name} must be a 2-D matrix with one row per class (K >= 2), got shape {tuple(a.shape)}"
+        )
     a = a.to(device if device is not None else a.device, torch.float64)
     check_finite(a, name)
     return a
