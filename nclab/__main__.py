@@ -18,7 +18,7 @@ from pathlib import Path
 from . import runs
 from .data import DATASETS
 from .models import MODELS
-from .train import TrainConfig, train
+from .train import RESULT, train
 
 # Options shared by run and sweep: (flag, TrainConfig field, type, help).
 _CONFIG_OPTIONS = [
@@ -109,6 +109,8 @@ def _run(args: argparse.Namespace) -> None:
     if args.run_dir is not None:
         result = train(cfg, run_dir=args.run_dir, progress=not args.no_progress)
     else:
+        if (runs.run_dir(cfg) / RESULT).exists():
+            print("finished run found in the cache; delete its folder to train again")
         result = runs.get(cfg, progress=not args.no_progress)
     print(_summary(result, time.perf_counter() - start))
 

@@ -124,7 +124,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     -------
     >>> train = load("digits", "train")
     >>> train.images.shape, train.num_classes
-    (torch.Size([1293, 1, 8, 8]), 10)
+    (torch.Size([1295, 1, 8, 8]), 10)
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
@@ -352,7 +352,8 @@ class DeviceBatches:
         mean = torch.tensor(dataset.mean, device=self.device).view(1, -1, 1, 1)
         std = torch.tensor(dataset.std, device=self.device).view(1, -1, 1, 1)
         x = (x - mean) / std
-        self.images = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.images = x.contiguous(memory_format=self.memory_format)
         self.labels = dataset.labels.to(self.device)
 
     def __len__(self) -> int:
@@ -373,7 +374,7 @@ class DeviceBatches:
                 break
             x = self.images[index]
             if augment:
-                x = _crop_and_flip(x, generator, padding)
+                x = _crop_and_flip(x, generator, padding).contiguous(memory_format=self.memory_format)
             yield x, self.labels[index]
 
     def in_order(self, batch_size: int):

@@ -13,6 +13,7 @@ inputs keep their resolution into the first stage.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -176,12 +177,11 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int = 32,
     if name not in MODELS:
         raise ValueError(f"name must be one of {', '.join(MODELS)}; got {name!r}")
     num_classes = check_num_classes(num_classes)
-    for arg, value in (("in_channels", in_channels), ("image_size", image_size)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     width = DEFAULT_WIDTH[name] if width is None else width
-    if isinstance(width, bool) or int(width) != width or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+    for arg, value in (("in_channels", in_channels), ("image_size", image_size), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    in_channels, image_size, width = int(in_channels), int(image_size), int(width)
     if name == "mlp":
         return MLP(num_classes, in_channels * image_size**2, width)
     if name == "cnn":

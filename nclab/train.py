@@ -45,7 +45,7 @@ __all__ = ["TrainConfig", "RunResult", "train", "measure", "sgd_step", "lr_at", 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 ECE_BINS = 20  # the paper's main calibration numbers use 20 equal-width bins
-MEASURE_BATCH_SIZE = 2048
+MEASURE_BATCH_SIZE = 1024
 _CHECKPOINT_FORMAT = "nclab-checkpoint-1"
 
 
@@ -103,26 +103,23 @@ class TrainConfig:
             raise ValueError(f"model must be one of {', '.join(models.MODELS)}; got {self.model!r}")
         self.delta = check_delta(self.delta)
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, _integer(name, getattr(self, name), low))
         for name in ("width", "threads"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+            if getattr(self, name) is not None:
+                setattr(self, name, _integer(name, getattr(self, name), 1))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
-            value = float(getattr(self, name))
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
-            setattr(self, name, value)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            setattr(self, name, float(value))
         if self.lr == 0:
             raise ValueError("lr must be > 0")
         if self.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
-        self.milestones = sorted(int(m) for m in self.milestones)
-        if any(m < 1 for m in self.milestones):
-            raise ValueError(f"milestones must be epochs >= 1, got {self.milestones!r}")
+        if not isinstance(self.milestones, (list, tuple)):
+            raise ValueError(f"milestones must be a list of epochs, got {self.milestones!r}")
+        self.milestones = sorted(_integer("milestones", m, 1) for m in self.milestones)
         if self.penalized and self.weight_decay > 0:
             raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
                              f"lambda_b are used (they replace it), got {self.weight_decay!r}")
@@ -152,6 +149,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
         return cls(**values).validate()
+
+
+def _integer(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
