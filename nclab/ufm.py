@@ -54,6 +54,9 @@ DTYPE = torch.float64
 # iterations: its line search compares objective values, which stop changing once the gradient
 # norm is near 1e-9.
 _LBFGS_PATIENCE = 10
+# torch's L-BFGS drops curvature pairs with y^T s <= 1e-10, an absolute threshold that the small
+# final steps fall below; it minimizes this multiple of f instead (same minimizer, same steps).
+_LBFGS_OBJECTIVE_SCALE = 1e6
 
 
 def _check_positive_int(value, name: str, minimum: int = 1) -> int:
@@ -426,9 +429,10 @@ class UFM:
         Parameters
         ----------
         method : "gd" (plain gradient descent, fixed step) or "lbfgs" (``torch.optim.LBFGS`` with
-            a strong-Wolfe line search; one step is one L-BFGS iteration). L-BFGS runs in the
-            rescaled variables (sqrt(lambda_W) W, sqrt(lambda_H) H, sqrt(lambda_b) b), which
-            makes every weight-decay term (1/2)||.||^2; the trajectory is reported in (W, H, b)
+            a strong-Wolfe line search and a memory of 50; one step is one L-BFGS iteration).
+            L-BFGS runs in the rescaled variables (sqrt(lambda_W) W, sqrt(lambda_H) H,
+            sqrt(lambda_b) b), which makes every weight-decay term (1/2)||.||^2; the trajectory
+            is reported in (W, H, b)
         steps : maximum number of iterations
         lr : step size; default 1 / lambda_max at the minimizer for "gd" (:meth:`default_lr`),
             1 for "lbfgs"
@@ -469,10 +473,11 @@ class UFM:
         recorder = _Recorder(self)
         # L-BFGS works in the variables sqrt(lambda) * (W, H, b), where the weight decay is
         # (1/2)||.||^2 for every block: a diagonal preconditioner for unequal lambda_W, lambda_H.
+        # Without weight decay on b, b is scaled like W (both multiply into the logits).
         scales = [1.0, 1.0, 1.0]
         if method == "lbfgs":
             scales = [math.sqrt(self.lambda_W), math.sqrt(self.lambda_H),
-                      math.sqrt(self.lambda_b) if self.lambda_b > 0 else 1.0]
+                      math.sqrt(self.lambda_b if self.lambda_b > 0 else self.lambda_W)]
         variables = [(t.detach().to(DTYPE) * c).requires_grad_(True) for t, c in zip(start, scales)]
 
         def point():
@@ -480,13 +485,13 @@ class UFM:
 
         optimizer = None
         if method == "lbfgs":
-            optimizer = torch.optim.LBFGS(variables, lr=lr, max_iter=1, max_eval=25, history_size=100,
+            optimizer = torch.optim.LBFGS(variables, lr=lr, max_iter=1, max_eval=25, history_size=50,
                                           tolerance_grad=0.0, tolerance_change=0.0,
                                           line_search_fn="strong_wolfe")
 
             def closure():
                 optimizer.zero_grad()
-                loss = self._objective(*point(), labels)
+                loss = _LBFGS_OBJECTIVE_SCALE * self._objective(*point(), labels)
                 loss.backward()
                 return loss
 
