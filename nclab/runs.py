@@ -8,6 +8,8 @@ A chapter asks for a result, not for a training run::
 
 :func:`get` trains only when the cache holds no finished run of exactly that config (and nclab
 version); otherwise it reads the stored result. A run stopped half-way resumes from its checkpoint.
+Chapters 2-5 share one set of runs, :func:`book_sweep` (δ ∈ {0, 0.05, 0.1, 0.2, 0.3, 0.4}, three
+seeds), and read what the final networks compute with :func:`outputs`.
 
 Profiles
 --------
@@ -36,15 +38,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import nclab
-from .train import RESULT, RunResult, TrainConfig, train
+from . import data
+from .train import RESULT, RunResult, TrainConfig, resolve_device, train
 
 __all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep",
-           "load_results"]
+           "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs"]
 
 PROFILES: dict[str, dict] = {
     "quick": dict(dataset="digits", model="mlp", epochs=60, batch_size=64, lr=0.02, momentum=0.9,
@@ -165,3 +170,114 @@ def load_results(path: str | os.PathLike) -> list[RunResult]:
     if not results:
         raise FileNotFoundError(f"no finished runs (*/{RESULT}) in {path}")
     return results
+
+
+# The runs of chapters 2-5 ----------------------------------------------------------------------
+
+SWEEP_DELTAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)  # the paper's first δ sweep
+SWEEP_SEEDS = (0, 1, 2)
+
+
+def book_sweep(profile: str | None = None, progress: bool = True) -> list[RunResult]:
+    """The runs behind chapters 2-5: every δ of :data:`SWEEP_DELTAS` with every seed of :data:`SWEEP_SEEDS`.
+
+    All four chapters ask for their runs through this one call, so they share one set of cache
+    entries: the first chapter of a build trains them, the others read them.
+
+    Parameters
+    ----------
+    profile : "quick", "standard" or "paper"; None uses :func:`default_profile`
+    progress : show progress bars when training
+
+    Returns
+    -------
+    list of RunResult, ordered by δ, then seed
+    """
+    return sweep(grid(profile, deltas=SWEEP_DELTAS, seeds=SWEEP_SEEDS), progress=progress)
+
+
+def select(results: list[RunResult], deltas) -> list[RunResult]:
+    """The runs whose δ is, for each requested value, the nearest δ present in ``results`` (chapters 2-5).
+
+    A live slider may stop between the sweep's δ values; this picks the sweep's nearest one.
+
+    Parameters
+    ----------
+    results : finished runs (e.g. :func:`book_sweep`)
+    deltas : float or list of floats
+
+    Returns
+    -------
+    list of RunResult, grouped by requested δ in the given order (each δ once)
+
+    Example
+    -------
+    >>> ce_and_ls = select(book_sweep(), [0.0, 0.05])            # doctest: +SKIP
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, RunResult) for r in results):
+        raise ValueError("results must be a non-empty list of RunResult")
+    present = sorted({r.config.delta for r in results})
+    wanted = np.atleast_1d(np.asarray(deltas, dtype=float))
+    if wanted.size == 0 or not np.isfinite(wanted).all():
+        raise ValueError(f"deltas must be one or more finite numbers, got {deltas!r}")
+    chosen: list[float] = []
+    for d in wanted:
+        nearest = min(present, key=lambda p: abs(p - d))
+        if nearest not in chosen:
+            chosen.append(nearest)
+    return [r for d in chosen for r in results if r.config.delta == d]
+
+
+@dataclass
+class Outputs:
+    """What a trained network computes on one split: features, logits, labels, and its classifier.
+
+    Attributes
+    ----------
+    features : (N, d) float32 penultimate features h
+    logits : (N, K) float32 logits W h + b
+    labels : (N,) int64 labels
+    weight, bias : the classifier's W (K, d) and b (K,)
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+
+@torch.no_grad()
+def outputs(result: RunResult, split: str = "train", batch_size: int = 1024) -> Outputs:
+    """Features and logits of a finished run's final network on one split (chapters 2 and 5).
+
+    Loads the network from the run's checkpoint, in eval mode, onto the run's device, and passes
+    the split through it without augmentation, as the measurement of :func:`nclab.train.measure`
+    does. Results come back on the CPU.
+
+    Parameters
+    ----------
+    result : a finished run with a checkpoint (from :func:`get` or :func:`book_sweep`)
+    split : "train", "val" or "test"
+    batch_size : rows per forward pass
+
+    Returns
+    -------
+    Outputs
+    """
+    if not isinstance(result, RunResult):
+        raise ValueError(f"result must be a RunResult, got {type(result).__name__}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    device = resolve_device(result.config.device)
+    model = result.load_model(device)
+    batches = data.DeviceBatches(data.load(result.config.dataset, split), device)
+    features, logits = [], []
+    for x, _ in batches.in_order(batch_size):
+        h = model.features(x)
+        features.append(h.float().cpu())
+        logits.append(model.classifier(h).float().cpu())
+    classifier = model.classifier
+    return Outputs(torch.cat(features), torch.cat(logits), batches.labels.cpu(),
+                   classifier.weight.detach().cpu(), classifier.bias.detach().cpu())

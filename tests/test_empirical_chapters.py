@@ -1,0 +1,274 @@
+"""Figures, tables and sweep helpers of chapters 2-5, on small fake histories and a tiny real run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from nclab import metrics, plots, runs
+from nclab.runs import Outputs
+from nclab.train import RunResult
+
+KEYS = ("train_error", "test_error", "nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h",
+        "equinorm_w", "equiangularity_h", "equiangularity_w", "w_norm", "h_norm", "test_ece", "temperature")
+
+
+def fake_run(delta: float, seed: int, nc1, nc2=None, train_error=None, epochs=None) -> RunResult:
+    """A RunResult with a hand-made history: the given NC1/NC2/train-error series, other fields smooth."""
+    nc1 = np.asarray(nc1, float)
+    n = len(nc1)
+    epochs = np.arange(1, n + 1) if epochs is None else np.asarray(epochs)
+    nc2 = np.linspace(0.5, 0.1, n) if nc2 is None else np.asarray(nc2, float)
+    train_error = np.linspace(0.2, 0.0, n) if train_error is None else np.asarray(train_error, float)
+    history = []
+    for i in range(n):
+        record = {k: 0.1 + 0.01 * seed + 0.001 * i for k in KEYS}
+        record.update(epoch=int(epochs[i]), nc1=nc1[i], nc2_wh=nc2[i], train_error=train_error[i],
+                      test_error=0.05 + 0.01 * seed + delta / 10, w_norm=1.0 + i, h_norm=2.0 + i)
+        history.append(record)
+    return RunResult(runs.config("quick", delta=delta, seed=seed), history, {"device": "test"})
+
+
+@pytest.fixture
+def sweep_like():
+    """Three seeds of CE and of LS δ=0.1; LS collapses faster."""
+    out = []
+    for s in range(3):
+        out.append(fake_run(0.0, s, nc1=np.geomspace(1.0, 1e-2 * (1 + s), 6), train_error=[.3, .2, .1, 0, 0, 0]))
+        out.append(fake_run(0.1, s, nc1=np.geomspace(1.0, 1e-3 * (1 + s), 6), train_error=[.3, .1, 0, 0, 0, 0]))
+    return out
+
+
+def fake_outputs(n: int = 60, K: int = 4, d: int = 6, scale: float = 3.0, seed: int = 0) -> Outputs:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(K).repeat(n // K)
+    means = torch.randn(K, d, generator=g) * 3
+    features = means[labels] + torch.randn(len(labels), d, generator=g)
+    weight = means.clone()
+    bias = torch.zeros(K)
+    logits = scale * torch.randn(len(labels), K, generator=g) + 4 * torch.nn.functional.one_hot(labels, K)
+    return Outputs(features, logits, labels, weight, bias)
+
+
+def assert_labelled(fig: Figure, legend: bool = True) -> None:
+    """Every panel has x and y labels (its own or those of an axis it shares), and a legend somewhere."""
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert visible
+    for ax in visible:
+        xs = ax.get_shared_x_axes().get_siblings(ax)
+        ys = ax.get_shared_y_axes().get_siblings(ax)
+        assert any(a.get_xlabel() for a in xs), f"panel {ax.get_title()!r} has no x label"
+        assert any(a.get_ylabel() for a in ys), f"panel {ax.get_title()!r} has no y label"
+    if legend:
+        assert any(ax.get_legend() is not None for ax in visible)
+
+
+# Tables and summaries ------------------------------------------------------------------------
+
+def test_first_epoch_at_or_below_is_the_first_logged_crossing():
+    run = fake_run(0.0, 0, nc1=[1.0, 0.5, 0.2, 0.3, 0.1], epochs=[1, 2, 4, 6, 8])
+    assert plots.first_epoch_at_or_below(run, "nc1", 0.25) == 4
+    assert plots.first_epoch_at_or_below(run, "nc1", 1.0) == 1
+    assert math.isnan(plots.first_epoch_at_or_below(run, "nc1", 0.01))
+
+
+def test_nc2_at_nc1_interpolates_in_log_nc1():
+    run = fake_run(0.0, 0, nc1=[1.0, 0.1, 0.01, 0.05], nc2=[0.5, 0.3, 0.1, 0.4])
+    levels = [math.sqrt(0.1), 0.1, 0.01 ** 0.75 * 0.1 ** 0.25, 1.0, 1e-3]
+    got = plots.nc2_at_nc1(run, levels)
+    # Halfway in log between 1 and 0.1 -> halfway between 0.5 and 0.3; a quarter from 0.1 to 0.01 in
+    # log -> three quarters of the way from 0.3 to 0.1 ... computed by hand:
+    assert got[0] == pytest.approx(0.4)
+    assert got[1] == pytest.approx(0.3)
+    assert got[2] == pytest.approx(0.3 + 0.75 * (0.1 - 0.3))
+    assert math.isnan(got[3]) and math.isnan(got[4])  # at/below the level from the start; never reached
+
+
+def test_common_levels_are_crossed_by_every_run(sweep_like):
+    levels = plots.common_levels(sweep_like, "nc1", 4)
+    assert levels.shape == (4,) and np.all(np.diff(levels) < 0)
+    for r in sweep_like:
+        nc1 = r.series("nc1")
+        assert np.all(nc1[0] > levels) and np.all(nc1.min() < levels)
+        assert np.isfinite(plots.nc2_at_nc1(r, levels)).all()
+    with pytest.raises(ValueError, match="share no range"):
+        plots.common_levels([fake_run(0, 0, [1.0, 0.5]), fake_run(0, 1, [0.4, 0.3])], "nc1")
+    with pytest.raises(ValueError, match="n must be"):
+        plots.common_levels(sweep_like, "nc1", 0)
+
+
+def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
+    table = plots.threshold_table(sweep_like, {"train_error": 0.0, "nc1": 5e-3})
+    assert list(table.values) == ["CE", "LS δ=0.1"]
+    zero = "train_error ≤ 0"
+    np.testing.assert_array_equal(table.values["CE"][zero], [4, 4, 4])
+    np.testing.assert_array_equal(table.values["LS δ=0.1"][zero], [3, 3, 3])
+    # CE seeds end at NC1 = 0.01, 0.02, 0.03: none reaches 5e-3.
+    assert np.isnan(table.values["CE"]["nc1 ≤ 0.005"]).all()
+    verdict = table.compare("LS δ=0.1", "CE")
+    assert verdict == {zero: "lower in every seed", "nc1 ≤ 0.005": "lower in every seed"}
+    assert table.compare("CE", "LS δ=0.1")[zero] == "higher in every seed"
+    text = str(table)
+    assert "never" in text and "3 ± 0" in text
+
+
+def test_table_text_marks_partly_reached_cells():
+    table = plots.Table("t", {"a": {"x": np.array([1.0, np.nan, 3.0])}, "b": {"x": np.array([2.0, 2.0, 2.0])}})
+    assert "2 ± 1 (2/3)" in str(table)
+    assert table.mean("a", "x") == 2.0
+    assert table.compare("a", "b")["x"] == "overlapping"
+
+
+def test_collapse_and_final_tables_read_first_and_last_records(sweep_like):
+    ce = [r for r in sweep_like if r.config.delta == 0]
+    table = plots.collapse_table(ce, keys=("nc1", "w_norm"))
+    assert table.columns == ["epoch 1", "epoch 6"]
+    np.testing.assert_allclose(table.values["nc1"]["epoch 6"], [0.01, 0.02, 0.03])
+    np.testing.assert_allclose(table.values["w_norm"]["epoch 1"], [1.0, 1.0, 1.0])
+    final = plots.final_table(sweep_like, ["nc1"])
+    np.testing.assert_allclose(final.values["LS δ=0.1"]["nc1"], [1e-3, 2e-3, 3e-3])
+
+
+def test_matched_nc2_table_matches_hand_interpolation():
+    a = fake_run(0.0, 0, nc1=[1.0, 0.1], nc2=[0.6, 0.2])
+    b = fake_run(0.05, 0, nc1=[1.0, 0.01], nc2=[0.6, 0.0])
+    table = plots.matched_nc2_table([a, b], [math.sqrt(0.1)])
+    assert table.values["CE"]["NC1 = 0.316"][0] == pytest.approx(0.4)
+    assert table.values["LS δ=0.05"]["NC1 = 0.316"][0] == pytest.approx(0.45)
+
+
+def _ece_loop(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:
+    p = torch.softmax(logits.double(), 1)
+    conf, pred = p.max(1)
+    total = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        members = [i for i in range(len(conf)) if lo < conf[i] <= hi]
+        if members:
+            acc = sum(float(pred[i] == labels[i]) for i in members) / len(members)
+            total += len(members) * abs(acc - sum(float(conf[i]) for i in members) / len(members))
+    return total / len(conf)
+
+
+def test_calibration_table_against_loops():
+    val = {0.0: [fake_outputs(seed=1)], 0.1: [fake_outputs(scale=1.0, seed=2)]}
+    test = {0.0: [fake_outputs(seed=3)], 0.1: [fake_outputs(scale=1.0, seed=4)]}
+    table = plots.calibration_table(val, test, n_bins=10)
+    for delta, label in ((0.0, "CE"), (0.1, "LS δ=0.1")):
+        t = test[delta][0]
+        row = table.values[label]
+        assert row["ECE"][0] == pytest.approx(_ece_loop(t.logits, t.labels, 10), abs=1e-12)
+        t_val = row["T from val"][0]
+        assert row["ECE, T from val"][0] == pytest.approx(_ece_loop(t.logits / t_val, t.labels, 10), abs=1e-12)
+        # The test-fitted temperature minimizes test ECE over its grid: no tried T does better.
+        best = row["ECE, T from test"][0]
+        assert all(best <= _ece_loop(t.logits / T, t.labels, 10) + 1e-12 for T in (0.3, 0.7, 1.0, 1.5, 3.0))
+        p = torch.softmax(t.logits.double(), 1)
+        gap = float(p.max(1).values.mean()) - float((p.argmax(1) == t.labels).double().mean())
+        assert row["confidence − accuracy"][0] == pytest.approx(gap)
+    with pytest.raises(ValueError, match="same δ keys"):
+        plots.calibration_table(val, {0.0: test[0.0]})
+
+
+# Sweep helpers ------------------------------------------------------------------------------
+
+def test_select_picks_the_nearest_delta_present(sweep_like):
+    assert {r.config.delta for r in runs.select(sweep_like, 0.04)} == {0.0}
+    picked = runs.select(sweep_like, [0.12, 0.0, 0.09])
+    assert [r.config.delta for r in picked] == [0.1] * 3 + [0.0] * 3
+    with pytest.raises(ValueError, match="deltas"):
+        runs.select(sweep_like, [])
+    with pytest.raises(ValueError, match="results"):
+        runs.select([], 0.0)
+
+
+def test_book_sweep_requests_every_delta_and_seed(monkeypatch):
+    seen = []
+    monkeypatch.setattr(runs, "sweep", lambda configs, progress=True: seen.extend(configs) or configs)
+    runs.book_sweep("quick")
+    assert [(c.delta, c.seed) for c in seen] == [(d, s) for d in runs.SWEEP_DELTAS for s in runs.SWEEP_SEEDS]
+    assert len(set(runs.SWEEP_DELTAS)) >= 6 and len(runs.SWEEP_SEEDS) >= 3
+    assert all(c == runs.config("quick", delta=c.delta, seed=c.seed) for c in seen)
+
+
+def test_outputs_reproduce_the_runs_own_measurement(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path))
+    cfg = runs.config("quick", dataset="gaussians", epochs=2, width=16)
+    result = runs.get(cfg, progress=False)
+    out = runs.outputs(result, "train")
+    assert out.features.shape == (len(out.labels), 16) and out.logits.shape == (len(out.labels), 4)
+    stats = metrics.FeatureStats(4, 16).update(out.features, out.labels)
+    # The history was measured inside the training loop; the checkpoint gives the same network.
+    assert metrics.nc1(stats) == pytest.approx(result.final["nc1"], rel=1e-5)
+    assert float((out.logits.argmax(1) != out.labels).float().mean()) == pytest.approx(result.final["train_error"])
+    torch.testing.assert_close(out.logits, out.features @ out.weight.T + out.bias, rtol=1e-5, atol=1e-5)
+    test = runs.outputs(result, "test")
+    assert float((test.logits.argmax(1) != test.labels).float().mean()) == pytest.approx(result.final["test_error"])
+    with pytest.raises(ValueError, match="split"):
+        runs.outputs(result, "validation")
+
+
+# Figures -------------------------------------------------------------------------------------
+
+def test_run_figures_are_labelled_and_redraw_into_a_given_figure(sweep_like):
+    levels = plots.common_levels(sweep_like, "nc1", 3)
+    for draw in (lambda f=None: plots.training_curves_spread(sweep_like, fig=f),
+                 lambda f=None: plots.nc_plane(sweep_like, fig=f),
+                 lambda f=None: plots.matched_nc2(sweep_like, levels, fig=f),
+                 lambda f=None: plots.ece_vs_collapse(sweep_like, fig=f)):
+        fig = draw()
+        assert isinstance(fig, Figure)
+        assert_labelled(fig)
+        target = Figure()
+        target.add_subplot().set_title("stale")
+        assert draw(target) is target
+        assert all(ax.get_title() != "stale" for ax in target.axes)
+
+
+def test_training_curves_spread_band_is_mean_plus_minus_std(sweep_like):
+    fig = plots.training_curves_spread(sweep_like, keys=["nc1"])
+    ax = fig.axes[0]
+    ce = np.array([r.series("nc1") for r in sweep_like if r.config.delta == 0])
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_ydata(), ce.mean(0))
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx((ce.mean(0) + ce.std(0)).max())
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="keys"):
+        plots.training_curves_spread(sweep_like, keys=["loss"])
+
+
+def test_snapshot_figures_show_every_epoch():
+    snaps = [fake_outputs(seed=s) for s in range(3)]
+    fig = plots.feature_snapshots(snaps, [1, 5, 20], classes=(0, 2, 3))
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["epoch 1", "epoch 5", "epoch 20"]
+    assert_labelled(fig)
+    fig = plots.simplex_snapshots(snaps, [1, 5, 20])
+    assert_labelled(fig)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "5", "20"]
+    with pytest.raises(ValueError, match="classes"):
+        plots.feature_snapshots(snaps, [1, 5, 20], classes=(0, 0, 1))
+    with pytest.raises(ValueError, match="epochs"):
+        plots.simplex_snapshots(snaps, [1, 5])
+
+
+def test_calibration_figures(sweep_like):
+    test = {0.0: [fake_outputs(seed=1), fake_outputs(seed=2)], 0.1: [fake_outputs(scale=1.0, seed=3)]}
+    fig = plots.reliability_diagram(test, [0.0, 0.1], n_bins=10)
+    assert_labelled(fig)
+    pooled = torch.cat([o.logits for o in test[0.0]])
+    labels = torch.cat([o.labels for o in test[0.0]])
+    assert f"{_ece_loop(pooled, labels, 10):.3f}" in fig.axes[0].get_title()
+    scaled = plots.reliability_diagram(test, [0.0], temperatures={0.0: [2.0, 2.0]}, n_bins=10)
+    assert f"{_ece_loop(pooled / 2.0, labels, 10):.3f}" in scaled.axes[0].get_title()
+    assert_labelled(plots.entropy_by_correctness(test))
+    table = plots.calibration_table({0.0: test[0.0][:1], 0.1: test[0.1]}, {0.0: test[0.0][:1], 0.1: test[0.1]})
+    assert_labelled(plots.calibration_vs_delta(sweep_like, table))
+    with pytest.raises(ValueError, match="deltas"):
+        plots.reliability_diagram(test, [0.3])
+    with pytest.raises(ValueError, match="fig"):
+        plots.nc_plane(sweep_like, fig="figure")
