@@ -44,7 +44,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
-import torch.nn.functional as F
 
 from .ufm import DTYPE, UFM, simplex_basis
 

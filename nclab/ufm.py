@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import metrics
 from ._checks import check_delta, check_num_classes
 
 __all__ = [
@@ -232,7 +233,7 @@ class UFM:
     >>> ufm = UFM(num_classes=10, per_class=5000, dim=512, lambda_W=1e-3, lambda_H=1e-6,
     ...           lambda_b=1e-2, delta=0.1)
     >>> round(ufm.beta, 4)
-    0.1707
+    0.1224
     """
 
     num_classes: int
@@ -448,6 +449,10 @@ class UFM:
         (UFMSolution, Trajectory): the final point with its summary numbers, and the recorded
         objective, gradient norm, NC1, NC2 (classifier-feature form), NC3 and mean norms.
 
+        Raises
+        ------
+        ValueError if the objective becomes non-finite or grows 1000-fold (the step is too large).
+
         Example
         -------
         >>> ufm = UFM(4, 5, 6, 5e-3, 5e-3, 5e-3, delta=0.1)
@@ -495,7 +500,7 @@ class UFM:
                 loss.backward()
                 return loss
 
-        best, stalled = math.inf, 0
+        best, stalled, initial_loss = math.inf, 0, math.inf
         for step in range(steps + 1):
             current = [x.detach().requires_grad_(True) for x in point()]
             loss = self._objective(*current, labels)
@@ -504,7 +509,12 @@ class UFM:
             grad_norm = math.sqrt(sum(float(g.square().sum()) for g in grads))
             stalled = 0 if loss < best - 1e-15 * abs(best) else stalled + 1
             best = min(best, loss)
-            done = (step == steps or grad_norm <= tol or not math.isfinite(grad_norm)
+            if step == 0:
+                initial_loss = loss
+            if not math.isfinite(loss) or not math.isfinite(grad_norm) or loss > 1e3 * initial_loss:
+                raise ValueError(f"{method} diverged at step {step} (objective {loss:.3g}, starting at "
+                                 f"{initial_loss:.3g}): lr={lr:.4g} is too large, pass a smaller lr")
+            done = (step == steps or grad_norm <= tol
                     or (optimizer is not None and stalled >= _LBFGS_PATIENCE))
             if done or step % log_every == 0:
                 recorder.record(step, loss, grad_norm, *current)
@@ -528,8 +538,6 @@ class _Recorder:
         self.rows: list[tuple[float, ...]] = []
 
     def record(self, step: int, objective: float, grad_norm: float, W, H, b) -> None:
-        from . import metrics
-
         W, H = W.detach(), H.detach()
         stats = metrics.FeatureStats(self.ufm.num_classes, self.ufm.dim).update(H.T, self.labels)
         self.rows.append((step, objective, grad_norm, metrics.nc1(stats), metrics.nc2_wh(W, stats),
@@ -596,7 +604,7 @@ def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
                            lambda_b: float = 5e-3, steps: int = 3000, lr: float | str = "auto",
                            seed: int = 0, init_scale: float = 0.1,
                            thresholds: dict[str, float] | None = None,
-                           log_every: int = 1) -> ConvergenceResult:
+                           log_every: int = 5) -> ConvergenceResult:
     """How many gradient-descent steps each delta needs, from the same random start (chapter 7).
 
     For each delta, plain gradient descent runs on the UFM from one shared random point and the
@@ -612,7 +620,11 @@ def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
     (the largest step that removes the stiffest mode without oscillation; then the steps per
     e-fold decay of a mode of curvature mu are lambda_max / mu, so step counts compare condition
     numbers). ``lr="shared"`` uses the smallest of those for every delta (then step counts
-    compare the smallest curvatures). A number is used as is. The defaults run in a few seconds.
+    compare the smallest curvatures, as when CE and LS are trained with the same optimizer
+    settings). A number is used as is. Far from the minimizer the curvature can be larger: at a
+    random start the softmax is nearly uniform and the bias alone has curvature about 1/K, so
+    for weakly regularized problems "auto" can diverge; a ValueError then asks for a smaller lr.
+    The defaults run in a few seconds.
 
     Parameters
     ----------

@@ -144,7 +144,7 @@ def random_problems(count=20, seed=0):
         if ufm.beta < 0.9:
             problems.append(ufm)
     return problems + [UFM(10, 50, 12, 1e-2, 1e-2, 0.0, 0.5), UFM(9, 50, 9, 1e-2, 1e-2, 1e-2, 0.5),
-                       UFM(3, 50, 3, 1e-2, 1e-2, 1e-3, 0.5) .replace(num_classes=10, dim=10)]
+                       UFM(10, 50, 10, 1e-2, 1e-2, 1e-3, 0.5)]
 
 
 @pytest.mark.parametrize("ufm", random_problems(), ids=lambda u: f"K{u.num_classes}n{u.per_class}b{u.beta:.2f}")
@@ -157,7 +157,6 @@ def test_lbfgs_reaches_closed_form(ufm):
     if ufm.beta >= 1:
         assert float(sol.W.norm()) < 1e-4 and float(sol.H.norm()) < 1e-4
         return
-    K = ufm.num_classes
     means = sol.class_means
     w_norms, h_norms = sol.W.norm(dim=1), means.norm(dim=0)
     assert float((w_norms / best.w_norm - 1).abs().max()) < 1e-5
@@ -171,7 +170,6 @@ def test_lbfgs_reaches_closed_form(ufm):
     else:  # any b proportional to 1 is optimal: only the centred bias must vanish
         assert float((sol.b - sol.b.mean()).abs().max()) < 1e-5 * best.w_norm
     assert traj.nc1[-1] < 1e-8 and traj.nc2[-1] < 1e-5 and traj.nc3[-1] < 1e-5
-    assert K == len(w_norms)
 
 
 def test_lbfgs_gradient_reaches_1e_9_on_a_well_conditioned_problem():
