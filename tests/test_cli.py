@@ -37,6 +37,7 @@ def test_run_help_and_bad_input(capsys):
     assert "delta must be in [0, 1)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_writes_a_result_and_report_draws_it(tmp_path, capsys):
     run_dir = tmp_path / "ce"
     done = _nclab("run", "--profile", "quick", "--epochs", "3", "--width", "32", "--run-dir", str(run_dir))

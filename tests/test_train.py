@@ -134,6 +134,7 @@ train(TrainConfig(**{config}), run_dir=sys.argv[1], progress=False)
 """
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_the_same_history(tmp_path):
     config = _small(epochs=15, delta=0.1)
     reference = train(config, progress=False)
