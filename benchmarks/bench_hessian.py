@@ -1,6 +1,7 @@
 """How far each Hessian method scales: the symmetry-reduced spectrum against the dense autograd one.
 
-Run: ``python benchmarks/bench_hessian.py``. Prints two tables:
+Run: ``python benchmarks/bench_hessian.py [--threads N]`` (default: torch's thread count; on a
+machine shared with other work, ``--threads 1`` gives steadier numbers). Prints two tables:
 
 1. :func:`nclab.hessian.reduced_spectrum` at CIFAR scale (target: under 5 s each);
 2. the dense route (:func:`nclab.hessian.dense_hessian` plus a full eigendecomposition) against
@@ -10,6 +11,7 @@ Run: ``python benchmarks/bench_hessian.py``. Prints two tables:
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -30,7 +32,8 @@ import json, resource, sys, time
 import torch
 from nclab.hessian import dense_hessian
 from nclab.ufm import UFM
-K, n, d = map(int, sys.argv[1:4])
+K, n, d, threads = map(int, sys.argv[1:5])
+torch.set_num_threads(threads)
 ufm = UFM(K, n, d, lambda_W=1e-3, lambda_H=1e-6, lambda_b=1e-2, delta=0.1)
 sol = ufm.closed_form()
 tiny = UFM(3, 2, 3, lambda_W=1e-3, lambda_H=1e-6, lambda_b=1e-2, delta=0.1)
@@ -46,33 +49,31 @@ print(json.dumps({"build_s": built, "total_s": total, "peak_gb": peak, "baseline
 """
 
 
-def time_reduced(K: int, n: int, d: int, threads: int, repeats: int = 3) -> float:
-    """Best of ``repeats`` timings of reduced_spectrum with torch limited to ``threads`` threads."""
+def time_reduced(K: int, n: int, d: int, repeats: int = 3) -> float:
+    """Best of ``repeats`` timings of reduced_spectrum."""
     ufm = UFM(K, n, d, **LAMBDAS)
-    default = torch.get_num_threads()
-    torch.set_num_threads(threads)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         reduced_spectrum(ufm)
         times.append(time.perf_counter() - start)
-    torch.set_num_threads(default)
     return min(times)
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads by default; lambda_W=1e-3, lambda_H=1e-6, "
-          "lambda_b=1e-2, delta=0.1\n")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    threads = parser.parse_args().threads
+    torch.set_num_threads(threads)
+    print(f"torch {torch.__version__}, {threads} thread(s); lambda_W=1e-3, lambda_H=1e-6, lambda_b=1e-2, delta=0.1\n")
     reduced_spectrum(UFM(3, 2, 3, **LAMBDAS))  # first-call set-up of autograd, not part of any size
-    threads = torch.get_num_threads()
     print("Reduced spectrum (best of 3 runs; target < 5 s)")
-    print(f"{'K':>5} {'n':>6} {'d':>5} {'variables':>12} {'1 thread (s)':>13} "
-          f"{f'{threads} threads (s)':>14} {'distinct eigenvalues':>21}")
+    print(f"{'K':>5} {'n':>6} {'d':>5} {'variables':>12} {'time (s)':>9} {'distinct eigenvalues':>21}")
     for K, n, d in REDUCED_SIZES:
         ufm = UFM(K, n, d, **LAMBDAS)
-        one, many = time_reduced(K, n, d, 1), time_reduced(K, n, d, threads)
+        seconds = time_reduced(K, n, d)
         distinct = len(reduced_spectrum(ufm).eigenvalues)
-        print(f"{K:>5} {n:>6} {d:>5} {ufm.num_parameters:>12,} {one:>13.3f} {many:>14.3f} {distinct:>21}")
+        print(f"{K:>5} {n:>6} {d:>5} {ufm.num_parameters:>12,} {seconds:>9.3f} {distinct:>21}")
 
     print(f"\nDense autograd Hessian + eigvalsh (fresh process per size; stops past {TIME_LIMIT_S:.0f} s "
           f"or {MEMORY_LIMIT_GB:.0f} GB)")
@@ -80,11 +81,11 @@ def main() -> None:
           f"{'peak RSS (GB)':>14} {'reduced (s)':>12}")
     for K, n, d in DENSE_SIZES:
         ufm = UFM(K, n, d, **LAMBDAS)
-        out = subprocess.run([sys.executable, "-c", DENSE_CHILD, str(K), str(n), str(d)],
+        out = subprocess.run([sys.executable, "-c", DENSE_CHILD, str(K), str(n), str(d), str(threads)],
                              capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{K:>5} {n:>6} {d:>5} {ufm.num_parameters:>12,} {result['build_s']:>10.2f} "
-              f"{result['total_s']:>10.2f} {result['peak_gb']:>14.2f} {time_reduced(K, n, d, threads):>12.4f}")
+              f"{result['total_s']:>10.2f} {result['peak_gb']:>14.2f} {time_reduced(K, n, d):>12.4f}")
         if result["total_s"] > TIME_LIMIT_S or result["peak_gb"] > MEMORY_LIMIT_GB:
             break
     print("(peak RSS includes about "
