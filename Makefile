@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 book: $(STAMP)
-	NCLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+	NCLAB_STATIC=1 NCLAB_PROGRESS=0 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
 test: $(STAMP)
