@@ -22,6 +22,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
 from .calibration import accuracy, ece, fit_temperature, prediction_entropy, reliability_bins
 from .metrics import FeatureStats, nc1
@@ -32,7 +33,8 @@ __all__ = ["training_curves", "nc1_vs_nc2", "delta_summary", "delta_label",
            "feature_snapshots", "simplex_snapshots", "training_curves_spread", "nc_plane", "matched_nc2",
            "reliability_diagram", "calibration_vs_delta", "ece_vs_collapse", "entropy_by_correctness",
            "Table", "first_epoch_at_or_below", "common_levels", "nc2_at_nc1", "collapse_table",
-           "threshold_table", "final_table", "matched_nc2_table", "calibration_table"]
+           "threshold_table", "final_table", "matched_nc2_table", "calibration_table", "entropy_table",
+           "collapse_calibration_table"]
 
 
 def delta_label(delta: float) -> str:
@@ -233,19 +235,19 @@ def _check_outputs(snapshots, name: str) -> list[Outputs]:
     return snapshots
 
 
-def _check_epochs(epochs, n: int) -> list[int]:
-    epochs = [int(e) for e in epochs]
-    if len(epochs) != n:
-        raise ValueError(f"epochs must have one entry per snapshot ({n}), got {len(epochs)}")
-    return epochs
+def _check_titles(titles, n: int) -> list[str]:
+    titles = [str(t) for t in titles]
+    if len(titles) != n:
+        raise ValueError(f"titles must have one entry per snapshot ({n}), got {len(titles)}")
+    return titles
 
 
 def _stats(outputs: Outputs) -> FeatureStats:
     return FeatureStats(outputs.logits.shape[1], outputs.features.shape[1]).update(outputs.features, outputs.labels)
 
 
-def feature_snapshots(snapshots, epochs, classes=(0, 1, 2), fig: Figure | None = None) -> Figure:
-    """Training features of three classes at several epochs, in the plane of their class means (chapter 2).
+def feature_snapshots(snapshots, titles, classes=(0, 1, 2), fig: Figure | None = None) -> Figure:
+    """Training features of three classes, in the plane of their class means, for several networks (chapter 2).
 
     For each snapshot, the features of the three ``classes`` are projected onto the plane through
     their three class means, with the origin at the centre of the three means and the first axis
@@ -255,8 +257,8 @@ def feature_snapshots(snapshots, epochs, classes=(0, 1, 2), fig: Figure | None =
 
     Parameters
     ----------
-    snapshots : list of :class:`nclab.runs.Outputs` on the training split, one per epoch
-    epochs : the epoch of each snapshot (for the titles)
+    snapshots : list of :class:`nclab.runs.Outputs` on the training split, e.g. one per epoch
+    titles : a title for each snapshot, e.g. "epoch 10" (NC1 is appended)
     classes : three distinct class indices
     fig : draw into this figure (cleared first) instead of a new one
 
@@ -265,14 +267,14 @@ def feature_snapshots(snapshots, epochs, classes=(0, 1, 2), fig: Figure | None =
     matplotlib.figure.Figure
     """
     snapshots = _check_outputs(snapshots, "snapshots")
-    epochs = _check_epochs(epochs, len(snapshots))
+    titles = _check_titles(titles, len(snapshots))
     K = snapshots[0].logits.shape[1]
     classes = [int(c) for c in classes]
     if len(set(classes)) != 3 or not all(0 <= c < K for c in classes):
         raise ValueError(f"classes must be three distinct class indices in [0, {K}), got {classes!r}")
     fig = _figure(fig, (3.3 * len(snapshots), 3.6))
     axes = np.atleast_1d(fig.subplots(1, len(snapshots)))
-    for ax, out, epoch in zip(axes, snapshots, epochs):
+    for ax, out, title in zip(axes, snapshots, titles):
         stats = _stats(out)
         means = stats.means.numpy()[classes]
         centre = means.mean(0)
@@ -290,7 +292,7 @@ def feature_snapshots(snapshots, epochs, classes=(0, 1, 2), fig: Figure | None =
         ax.plot(triangle[:, 0], triangle[:, 1], "k-", lw=1)
         ax.scatter(corners[:, 0], corners[:, 1], s=60, c=[f"C{i}" for i in range(3)], edgecolors="k", zorder=3)
         ax.set_aspect("equal", adjustable="datalim")
-        ax.set_title(f"epoch {epoch}: NC1 = {nc1(stats):.3g}")
+        ax.set_title(f"{title}: NC1 = {nc1(stats):.3g}")
         ax.set_xlabel("in-plane direction 2")
         ax.set_ylabel(f"direction towards class {classes[0]}")
         ax.grid(alpha=0.3)
@@ -298,18 +300,18 @@ def feature_snapshots(snapshots, epochs, classes=(0, 1, 2), fig: Figure | None =
     return fig
 
 
-def simplex_snapshots(snapshots, epochs, fig: Figure | None = None) -> Figure:
-    """Class means and classifier rows turning into a simplex ETF, at several epochs (chapter 2).
+def simplex_snapshots(snapshots, titles, fig: Figure | None = None) -> Figure:
+    """Class means and classifier rows turning into a simplex ETF, for several networks (chapter 2).
 
-    Panels, one column of dots per snapshot epoch: the K(K−1)/2 pairwise cosines of the centred
+    Panels, one column of dots per snapshot (e.g. per epoch): the K(K−1)/2 pairwise cosines of the centred
     class means μ_k − μ_G; the same for the classifier rows w_k; and the norms of both, divided
     by their mean. A simplex ETF puts every cosine at −1/(K−1) (dashed line) and every
     normalized norm at 1.
 
     Parameters
     ----------
-    snapshots : list of :class:`nclab.runs.Outputs` on the training split, one per epoch
-    epochs : the epoch of each snapshot
+    snapshots : list of :class:`nclab.runs.Outputs` on the training split
+    titles : a label for each snapshot, e.g. "epoch 10"
     fig : draw into this figure (cleared first) instead of a new one
 
     Returns
@@ -317,7 +319,7 @@ def simplex_snapshots(snapshots, epochs, fig: Figure | None = None) -> Figure:
     matplotlib.figure.Figure
     """
     snapshots = _check_outputs(snapshots, "snapshots")
-    epochs = _check_epochs(epochs, len(snapshots))
+    titles = _check_titles(titles, len(snapshots))
     K = snapshots[0].logits.shape[1]
     fig = _figure(fig, (13, 3.8))
     ax_h, ax_w, ax_n = fig.subplots(1, 3)
@@ -346,8 +348,8 @@ def simplex_snapshots(snapshots, epochs, fig: Figure | None = None) -> Figure:
     ax_n.set_ylabel("norm / mean norm")
     ax_n.legend(fontsize=8)
     for ax in (ax_h, ax_w, ax_n):
-        ax.set_xticks(range(len(epochs)), [str(e) for e in epochs])
-        ax.set_xlabel("epoch")
+        ax.set_xticks(range(len(titles)), titles)
+        ax.set_xlabel("snapshot")
         ax.grid(alpha=0.3)
     return fig
 
@@ -367,7 +369,8 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
     """Measures over the epochs, mean over seeds with a ±1 std band, one colour per δ (chapter 3).
 
     Like :func:`training_curves`, but the seeds of each δ are averaged at each logged epoch, so
-    the band shows how much of a difference between δ values is seed noise.
+    the band shows how much of a difference between δ values is seed noise. Dotted vertical lines
+    mark the learning-rate milestones.
 
     Parameters
     ----------
@@ -402,7 +405,10 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
                 label = f"{delta_label(delta)} ({len(runs)} seeds)" if style == "-" else None
                 ax.plot(epochs, mean, style, color=colours[delta], lw=1.6, label=label)
                 ax.fill_between(epochs, mean - std, mean + std, color=colours[delta], alpha=0.2, lw=0)
+    first = next(iter(groups.values()))[0].config
     for ax, key in zip(axes, keys):
+        for milestone in first.milestones if first.schedule == "step" else []:
+            ax.axvline(milestone, color="0.5", ls=":", lw=1)
         title, log = _CURVE_PANELS[key]
         ax.set_title(title)
         ax.set_xlabel("epoch")
@@ -412,7 +418,6 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
         ax.grid(alpha=0.3)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
-    first = next(iter(groups.values()))[0].config
     axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8)
     return fig
 
@@ -721,12 +726,8 @@ class Table:
             text = f"{v[ok].mean():.4g} ± {v[ok].std():.2g}"
             return text if ok.all() else f"{text} ({ok.sum()}/{len(v)})"
 
-        columns = self.columns
-        rows = [[label] + [cell(self.values[label][c]) for c in columns] for label in self.values]
-        header = [""] + columns
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-        line = lambda r: "  ".join(s.rjust(w) if i else s.ljust(w) for i, (s, w) in enumerate(zip(r, widths)))
-        return "\n".join([self.title, line(header), *(line(r) for r in rows)])
+        cells = {label: {c: cell(v) for c, v in row.items()} for label, row in self.values.items()}
+        return _grid(self.title, cells)
 
     def __repr__(self) -> str:
         return str(self)
@@ -739,6 +740,9 @@ class Table:
         "higher in every seed" for the reverse, else "overlapping". Runs that never reached a
         threshold (NaN) count as larger than any value.
         """
+        for label in (row, reference):
+            if label not in self.values:
+                raise ValueError(f"row must be one of {', '.join(self.values)}; got {label!r}")
         result = {}
         for column in self.columns:
             a = np.nan_to_num(self.values[row][column], nan=np.inf)
@@ -750,6 +754,24 @@ class Table:
             else:
                 result[column] = "overlapping"
         return result
+
+    def verdicts(self, reference: str) -> str:
+        """:meth:`compare` of every other row with ``reference``, as a printable grid."""
+        short = {"lower in every seed": "lower", "higher in every seed": "higher", "overlapping": "overlap"}
+        cells = {label: {c: short[v] for c, v in self.compare(label, reference).items()}
+                 for label in self.values if label != reference}
+        return _grid(f"against {reference}, seed by seed (lower/higher: in every seed; overlap: not separated)",
+                     cells)
+
+
+def _grid(title: str, cells: dict[str, dict[str, str]]) -> str:
+    """Rows of text cells under a header of column labels, right-aligned."""
+    columns = list(next(iter(cells.values())))
+    rows = [[label] + [row[c] for c in columns] for label, row in cells.items()]
+    header = [""] + columns
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(s.rjust(w) if i else s.ljust(w) for i, (s, w) in enumerate(zip(r, widths)))
+    return "\n".join([title, line(header), *(line(r) for r in rows)])
 
 
 def _check_levels(levels) -> np.ndarray:
@@ -845,23 +867,25 @@ def collapse_table(results, keys=("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4
     return Table(f"{c.model} on {c.dataset}, {delta_label(c.delta)}, {len(results)} runs", values)
 
 
-def threshold_table(results, thresholds: dict[str, float]) -> Table:
-    """Epochs until each measure first reaches its threshold, per δ, mean ± std over seeds (chapter 3).
+def threshold_table(results, thresholds: dict) -> Table:
+    """Epochs until each measure first reaches its thresholds, per δ, mean ± std over seeds (chapter 3).
 
     Parameters
     ----------
     results : RunResults
-    thresholds : history field -> threshold, e.g. ``{"train_error": 0.0, "nc1": 0.01}``
+    thresholds : history field -> one threshold or a list of them,
+        e.g. ``{"train_error": 0.0, "nc1": [0.05, 0.01]}``
 
     Returns
     -------
-    Table (rows: δ; cells: epochs; runs that never reach a threshold are NaN)
+    Table (rows: δ; one column per threshold; cells: epochs; runs that never reach a threshold are NaN)
     """
     groups = _by_delta(results)
     if not isinstance(thresholds, dict) or not thresholds:
-        raise ValueError("thresholds must be a non-empty dict: history field -> threshold")
+        raise ValueError("thresholds must be a non-empty dict: history field -> threshold(s)")
+    pairs = [(key, float(t)) for key, ts in thresholds.items() for t in np.atleast_1d(ts)]
     values = {delta_label(d): {f"{key} ≤ {t:.3g}": np.array([first_epoch_at_or_below(r, key, t) for r in runs])
-                               for key, t in thresholds.items()}
+                               for key, t in pairs}
               for d, runs in groups.items()}
     return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values)
 
@@ -1094,7 +1118,7 @@ def spectrum_by_mode(spectrum, xlim: tuple[float, float] | None = None, title: s
     ax.set(xlabel="eigenvalue λ (log)", ylabel="multiplicity (log)",
            title=title or f"{spectrum.dim} eigenvalues, {spectrum.num_zero()} of them zero (not shown)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
 
@@ -1164,14 +1188,14 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
     chosen = None if highlight is None else min(deltas, key=lambda d: abs(d - highlight))
     fig = _theory_figure(fig, (3.6 * len(quantities), 3.6))
     axes = np.atleast_1d(fig.subplots(1, len(quantities)))
-    ramp = colormaps["viridis"]
+    ramp = colormaps["plasma"]
     for i, delta in enumerate(deltas):
         traj = result.trajectories[delta]
         best = problem.replace(delta=delta).closed_form()
         series = {"objective_gap": traj.objective - best.objective, "nc1": traj.nc1,
                   "w_norm": _relative_error(traj.w_norm, best.w_norm),
                   "h_norm": _relative_error(traj.h_norm, best.h_norm)}
-        style = dict(color=ramp(i / max(len(deltas) - 1, 1)), lw=1.3, label=delta_label(delta))
+        style = dict(color=ramp(0.8 * i / max(len(deltas) - 1, 1)), lw=1.3, label=delta_label(delta))
         if delta == chosen:
             style.update(color="k", lw=2.4, zorder=5)
         elif chosen is not None:
@@ -1185,3 +1209,61 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, title="δ (dashed: threshold)", title_fontsize=7)
     return fig
+
+
+def entropy_table(outputs_by_delta) -> Table:
+    """Median entropy of the test predictions, correct and incorrect samples apart, mean ± std over seeds (chapter 5).
+
+    Parameters
+    ----------
+    outputs_by_delta : dict δ -> list of :class:`nclab.runs.Outputs` on the test split, one per seed
+
+    Returns
+    -------
+    Table (rows: δ; columns: correct, incorrect; a seed with no incorrect sample gives NaN)
+    """
+    if not isinstance(outputs_by_delta, dict) or not outputs_by_delta:
+        raise ValueError("outputs_by_delta must be a non-empty dict δ -> list of Outputs")
+    values = {}
+    for d in sorted(outputs_by_delta):
+        medians = {"correct": [], "incorrect": []}
+        for out in _check_outputs(outputs_by_delta[d], "outputs_by_delta values"):
+            entropy = prediction_entropy(out.logits).numpy()
+            correct = (out.logits.argmax(1) == out.labels).numpy()
+            for name, part in (("correct", correct), ("incorrect", ~correct)):
+                medians[name].append(float(np.median(entropy[part])) if part.any() else math.nan)
+        values[delta_label(d)] = {k: np.array(v) for k, v in medians.items()}
+    return Table("median entropy of the test predictions, nats (mean ± std over seeds)", values)
+
+
+def collapse_calibration_table(results, skip: float = 0.1) -> Table:
+    """Rank correlation of test ECE with NC1 and with the norm product over training, per δ (chapter 5).
+
+    For each run, Spearman's ρ between the test ECE and NC1, and between the test ECE and
+    ‖w_k‖·‖μ_k − μ_G‖, over the logged epochs after the first ``skip`` share of them (the very
+    first epochs, where everything changes at once, are left out). "More collapse, more
+    miscalibration" predicts ρ(NC1, ECE) < 0 and ρ(norms, ECE) > 0.
+
+    Parameters
+    ----------
+    results : RunResults
+    skip : share of the logged epochs to leave out at the start, in [0, 1)
+
+    Returns
+    -------
+    Table (rows: δ; one value per seed)
+    """
+    groups = _by_delta(results)
+    if not 0 <= skip < 1:
+        raise ValueError(f"skip must be in [0, 1), got {skip!r}")
+    values = {}
+    for d, runs in groups.items():
+        rows = defaultdict(list)
+        for r in runs:
+            start = int(skip * len(r.history))
+            ece_series = r.series("test_ece")[start:]
+            norms = (r.series("w_norm") * r.series("h_norm"))[start:]
+            rows["ρ(NC1, ECE)"].append(spearmanr(r.series("nc1")[start:], ece_series).statistic)
+            rows["ρ(norms, ECE)"].append(spearmanr(norms, ece_series).statistic)
+        values[delta_label(d)] = {k: np.array(v, float) for k, v in rows.items()}
+    return Table("Spearman rank correlation over training (mean ± std over seeds)", values)

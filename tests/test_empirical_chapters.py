@@ -102,7 +102,7 @@ def test_common_levels_are_crossed_by_every_run(sweep_like):
 
 
 def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
-    table = plots.threshold_table(sweep_like, {"train_error": 0.0, "nc1": 5e-3})
+    table = plots.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
     assert list(table.values) == ["CE", "LS δ=0.1"]
     zero = "train_error ≤ 0"
     np.testing.assert_array_equal(table.values["CE"][zero], [4, 4, 4])
@@ -110,10 +110,16 @@ def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
     # CE seeds end at NC1 = 0.01, 0.02, 0.03: none reaches 5e-3.
     assert np.isnan(table.values["CE"]["nc1 ≤ 0.005"]).all()
     verdict = table.compare("LS δ=0.1", "CE")
-    assert verdict == {zero: "lower in every seed", "nc1 ≤ 0.005": "lower in every seed"}
+    assert verdict == {zero: "lower in every seed", "nc1 ≤ 0.5": "overlapping", "nc1 ≤ 0.005": "lower in every seed"}
+    # NC1 = geomspace(1, end, 6) first drops to 0.5 or below at the second logged epoch for every run.
+    np.testing.assert_array_equal(table.values["CE"]["nc1 ≤ 0.5"], [2, 2, 2])
     assert table.compare("CE", "LS δ=0.1")[zero] == "higher in every seed"
     text = str(table)
     assert "never" in text and "3 ± 0" in text
+    grid = table.verdicts("CE").splitlines()
+    assert grid[2].split() == ["LS", "δ=0.1", "lower", "overlap", "lower"]
+    with pytest.raises(ValueError, match="row"):
+        table.compare("LS", "CE")
 
 
 def test_table_text_marks_partly_reached_cells():
@@ -244,16 +250,16 @@ def test_training_curves_spread_band_is_mean_plus_minus_std(sweep_like):
 
 def test_snapshot_figures_show_every_epoch():
     snaps = [fake_outputs(seed=s) for s in range(3)]
-    fig = plots.feature_snapshots(snaps, [1, 5, 20], classes=(0, 2, 3))
+    fig = plots.feature_snapshots(snaps, ["epoch 1", "epoch 5", "epoch 20"], classes=(0, 2, 3))
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["epoch 1", "epoch 5", "epoch 20"]
     assert_labelled(fig)
-    fig = plots.simplex_snapshots(snaps, [1, 5, 20])
+    fig = plots.simplex_snapshots(snaps, ["1", "5", "20"])
     assert_labelled(fig)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "5", "20"]
     with pytest.raises(ValueError, match="classes"):
-        plots.feature_snapshots(snaps, [1, 5, 20], classes=(0, 0, 1))
-    with pytest.raises(ValueError, match="epochs"):
-        plots.simplex_snapshots(snaps, [1, 5])
+        plots.feature_snapshots(snaps, ["a", "b", "c"], classes=(0, 0, 1))
+    with pytest.raises(ValueError, match="titles"):
+        plots.simplex_snapshots(snaps, ["1", "5"])
 
 
 def test_calibration_figures(sweep_like):
@@ -272,3 +278,38 @@ def test_calibration_figures(sweep_like):
         plots.reliability_diagram(test, [0.3])
     with pytest.raises(ValueError, match="fig"):
         plots.nc_plane(sweep_like, fig="figure")
+
+
+def test_entropy_table_medians_per_seed():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [1.0, 0.0], [0.0, 0.2], [3.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 0, 0])
+    out = Outputs(torch.zeros(5, 2), logits, labels, torch.zeros(2, 2), torch.zeros(2))
+    table = plots.entropy_table({0.0: [out]})
+
+    def entropy(row):
+        p = torch.softmax(row.double(), 0)
+        return float(-(p * p.log()).sum())
+
+    correct = sorted(entropy(logits[i]) for i in (0, 1, 4))
+    wrong = sorted(entropy(logits[i]) for i in (2, 3))
+    assert table.values["CE"]["correct"][0] == pytest.approx(correct[1])
+    assert table.values["CE"]["incorrect"][0] == pytest.approx((wrong[0] + wrong[1]) / 2)
+    all_right = Outputs(torch.zeros(2, 2), logits[:2], labels[:2], torch.zeros(2, 2), torch.zeros(2))
+    assert np.isnan(plots.entropy_table({0.0: [all_right]}).values["CE"]["incorrect"][0])
+
+
+def test_collapse_calibration_table_rank_correlations():
+    runs_ = []
+    for seed in range(2):
+        run = fake_run(0.0, seed, nc1=np.geomspace(1.0, 1e-3, 10))
+        for i, record in enumerate(run.history):
+            record["test_ece"] = [0.5, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55][i]  # rises as NC1 falls
+        runs_.append(run)
+    table = plots.collapse_calibration_table(runs_, skip=0.1)  # leaves out the first epoch
+    np.testing.assert_allclose(table.values["CE"]["ρ(NC1, ECE)"], [-1.0, -1.0])
+    # The fake norms grow every epoch (w_norm = 1 + i, h_norm = 2 + i), like the ECE after epoch 1.
+    np.testing.assert_allclose(table.values["CE"]["ρ(norms, ECE)"], [1.0, 1.0])
+    full = plots.collapse_calibration_table(runs_, skip=0.0)
+    assert full.values["CE"]["ρ(NC1, ECE)"][0] > -1.0
+    with pytest.raises(ValueError, match="skip"):
+        plots.collapse_calibration_table(runs_, skip=1.0)
