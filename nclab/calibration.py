@@ -73,7 +73,7 @@ class ReliabilityBins:
 
     @property
     def ece(self) -> float:
-        """Σ_b (n_b/N) |acc_b − conf_b| over the non-empty bins."""
+        """Σ_b (n_b/N) abs(acc_b − conf_b) over the non-empty bins."""
         filled = self.count > 0
         gaps = np.abs(self.accuracy[filled] - self.confidence[filled])
         return float((self.count[filled] * gaps).sum() / self.count.sum())
@@ -127,7 +127,7 @@ def reliability_bins(logits, labels, n_bins: int = 15) -> ReliabilityBins:
 def ece(logits, labels, n_bins: int = 15) -> float:
     """Expected calibration error with equal-width bins (chapter 5).
 
-    ECE = Σ_b (n_b/N) |acc_b − conf_b|, where bin b holds the n_b samples whose top-class
+    ECE = Σ_b (n_b/N) abs(acc_b − conf_b), where bin b holds the n_b samples whose top-class
     softmax confidence falls in it, acc_b is their accuracy and conf_b their mean confidence
     (Guo et al. 2017). The paper reports 20 bins; 15 is the common default.
 
@@ -178,7 +178,7 @@ def _ece_per_temperature(
     """ECE of z / T for every T, a block of temperatures at a time.
 
     Predictions do not depend on T, only the top-class confidence 1 / Σ_j exp((z_j − z_max)/T)
-    does. Per bin, n_b |acc_b − conf_b| = |hits_b − Σ conf|, so ECE = Σ_b |hits_b − Σ conf| / N.
+    does. Per bin, n_b abs(acc_b − conf_b) = abs(hits_b − Σ conf), so ECE = Σ_b abs(hits_b − Σ conf) / N.
     """
     n, k = z.shape
     gaps = (z - z.max(1, keepdim=True).values).T.contiguous()  # (K, N): the sum over K is fast

@@ -7,17 +7,16 @@ has no ``DataLoader``, no worker processes and no per-sample Python on its hot p
 
 Datasets
 --------
-``digits``         scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), shipped
-                   inside scikit-learn: works offline everywhere; the book's default.
-``fashion-mnist``  28x28 grey clothing images; read with torchvision. When absent from the data
-                   root, the copy of Debian's package ``dataset-fashion-mnist``
-                   (``/usr/share/datasets/fashion-mnist/``) is unpacked into the root.
-``mnist``, ``cifar10``, ``cifar100``, ``stl10``
-                   torchvision's readers; downloaded only when the data is missing and the host
-                   that serves it answers.
-``tiny-imagenet``  ``tiny-imagenet-200/`` (train folders and ``val/val_annotations.txt``).
-``gaussians``      a synthetic Gaussian mixture for tests (options ``num_classes``, ``dim``,
-                   ``n_per_class``, ``separation``, ``seed``).
+- ``digits``: scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), shipped inside
+  scikit-learn: works offline everywhere; the book's default.
+- ``fashion-mnist``: 28x28 grey clothing images; read with torchvision. When absent from the data
+  root, the copy of Debian's package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist/``) is unpacked into the root.
+- ``mnist``, ``cifar10``, ``cifar100``, ``stl10``: torchvision's readers; downloaded only when the
+  data is missing and the host that serves it answers.
+- ``tiny-imagenet``: ``tiny-imagenet-200/`` (train folders and ``val/val_annotations.txt``).
+- ``gaussians``: a synthetic Gaussian mixture for tests (options ``num_classes``, ``dim``,
+  ``n_per_class``, ``separation``, ``seed``).
 
 Splits
 ------

@@ -162,19 +162,19 @@ class Spectrum:
 
     @property
     def abs_max(self) -> float:
-        """Largest |eigenvalue|."""
+        """Largest abs(eigenvalue)."""
         return float(np.abs(self.eigenvalues).max())
 
     def num_zero(self, rtol: float = 1e-9) -> int:
-        """How many eigenvalues (with multiplicity) satisfy |lambda| <= rtol * max |lambda|."""
+        """How many eigenvalues (with multiplicity) satisfy abs(lambda) <= rtol * max abs(lambda)."""
         return int(self.multiplicities[self._is_zero(rtol)].sum())
 
     def min_nonzero(self, rtol: float = 1e-9) -> float:
-        """Smallest |eigenvalue| among those that are not zero in the sense of :meth:`num_zero`."""
+        """Smallest abs(eigenvalue) among those that are not zero in the sense of :meth:`num_zero`."""
         return float(np.abs(self.eigenvalues[~self._is_zero(rtol)]).min())
 
     def num_negative(self, rtol: float = 1e-9) -> int:
-        """How many eigenvalues (with multiplicity) are below -rtol * max |lambda|."""
+        """How many eigenvalues (with multiplicity) are below -rtol * max abs(lambda)."""
         return int(self.multiplicities[(self.eigenvalues < 0) & ~self._is_zero(rtol)].sum())
 
     def _is_zero(self, rtol: float) -> np.ndarray:
@@ -520,7 +520,7 @@ class ConditionNumbers:
     weights : of the Hessian in W alone with H and b fixed at the minimizer (a regularized
         logistic regression on collapsed features; its smallest eigenvalue is lambda_W)
     data : of the loss term (1/N) sum_i L alone, without the weight decay, at the same point:
-        max |lambda| / min |lambda| over the eigenvalues that are not zero to rtol (null space
+        max abs(lambda) / min abs(lambda) over the eigenvalues that are not zero to rtol (null space
         and symmetry zeros removed). It is indefinite; ``data_negative`` counts its negative
         eigenvalues
     logit : lambda_max / lambda_min of the softmax Hessian diag(p) - p p^T of one sample, on the
@@ -566,7 +566,7 @@ def condition_numbers(ufm: UFM, rtol: float = 1e-9) -> ConditionNumbers:
     Parameters
     ----------
     ufm : the problem (dim >= K - 1)
-    rtol : eigenvalues with |lambda| <= rtol * max |lambda| count as zero
+    rtol : eigenvalues with abs(lambda) <= rtol * max abs(lambda) count as zero
 
     Returns
     -------

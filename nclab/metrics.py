@@ -458,7 +458,7 @@ def _equinorm(v: torch.Tensor) -> float:
 
 
 def equiangularity(vectors) -> float:
-    """Papyan's equiangularity measure: mean |cos(v_i, v_j) + 1/(K−1)| over pairs i < j (chapter 2).
+    """Papyan's equiangularity measure: mean abs(cos(v_i, v_j) + 1/(K−1)) over pairs i < j (chapter 2).
 
     0 when every pair of rows meets at the simplex angle, cos = −1/(K−1). Pass
     ``stats.centred_means`` or W.

@@ -15,12 +15,12 @@ Profiles
 --------
 One switch picks the scale, so the chapter text stays the same:
 
-``quick``     scikit-learn's digits and a small MLP on the CPU, seconds per run (the book build and
-              CI); weight decay 2e-2, far above the paper's 5e-4, so that this small network
-              reaches the terminal phase of training within 60 epochs
-``standard``  Fashion-MNIST and ResNet18 on one GPU, a short schedule (minutes per run)
-``paper``     the paper's setting: CIFAR-10, ResNet18, SGD (momentum 0.9, lr 0.05, weight decay
-              5e-4, batch 128), lr times 0.1 after epoch 150, 350 epochs
+- ``quick``: scikit-learn's digits and a small MLP on the CPU, seconds per run (the book build
+  and CI); weight decay 2e-2, far above the paper's 5e-4, so that this small network reaches the
+  terminal phase of training within 60 epochs.
+- ``standard``: Fashion-MNIST and ResNet18 on one GPU, a short schedule (minutes per run).
+- ``paper``: the paper's setting: CIFAR-10, ResNet18, SGD (momentum 0.9, lr 0.05, weight decay
+  5e-4, batch 128), lr times 0.1 after epoch 150, 350 epochs.
 
 The profile is the ``profile`` argument, else ``$NCLAB_PROFILE``, else ``standard`` when a CUDA
 GPU is present and ``quick`` otherwise.

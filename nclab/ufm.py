@@ -194,7 +194,7 @@ class Trajectory:
     nc1 : within-class variability, tr(Sigma_W Sigma_B^+)/K (:func:`nclab.metrics.nc1`)
     nc2 : the classifier-feature ETF distance plotted in the paper (:func:`nclab.metrics.nc2_wh`)
     nc3 : self-duality distance (:func:`nclab.metrics.nc3`)
-    w_norm : mean ||w_k|| (:func:`nclab.metrics.mean_w_norm`)
+    w_norm : mean ‖w_k‖ (:func:`nclab.metrics.mean_w_norm`)
     h_norm : mean ||mu_k - mu_G|| (:func:`nclab.metrics.mean_h_norm`)
     """
 
@@ -613,7 +613,7 @@ def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
 
     - "objective_gap": f(W, H, b) - f*, absolute
     - "nc1": NC1 of the features
-    - "w_norm", "h_norm": relative errors |mean ||w_k|| / ||w*|| - 1| and the same for the
+    - "w_norm", "h_norm": relative errors abs(mean ‖w_k‖ / ‖w*‖ − 1) and the same for the
       centred class means
 
     Step size: ``lr="auto"`` uses 1/lambda_max(delta) of the Hessian at each delta's minimizer
