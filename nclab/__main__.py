@@ -31,6 +31,9 @@ _CONFIG_OPTIONS = [
     ("--weight-decay", "weight_decay", float, "SGD weight decay"),
     ("--log-every", "log_every", int, "measure every this many epochs"),
     ("--device", "device", str, "auto, cpu, cuda, cuda:1, ..."),
+    ("--lambda-W", "lambda_W", float, "explicit penalty on the classifier, as in the UFM (turns weight decay off)"),
+    ("--lambda-H", "lambda_H", float, "explicit penalty on the features, as in the UFM (turns weight decay off)"),
+    ("--lambda-b", "lambda_b", float, "explicit penalty on the classifier bias, as in the UFM"),
 ]
 
 
@@ -63,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--deltas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2],
                        help="label smoothing values (default: 0 0.05 0.1 0.2)")
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    sweep.add_argument("--out", type=Path, help="also draw the sweep's figures into this folder (PNG files)")
     _add_common(sweep)
 
     report = commands.add_parser("report", help="draw the figures of a run or of a folder of runs into PNG files",
@@ -128,18 +132,23 @@ def _sweep(args: argparse.Namespace) -> None:
         cells = [sum(f[k] for f in finals) / len(finals) for k in keys]
         print(f"{delta:6g} " + " ".join(f"{v:15.4g}" for v in cells))
     print(f"runs in {runs.cache_dir()}")
+    if args.out is not None:
+        _draw(results, args.out)
 
 
 def _report(args: argparse.Namespace) -> None:
+    _draw(runs.load_results(args.path), args.out)
+
+
+def _draw(results: list, out: Path) -> None:
     from . import plots
 
-    results = runs.load_results(args.path)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     figures = {"training_curves": plots.training_curves, "nc1_vs_nc2": plots.nc1_vs_nc2}
     if len({r.config.delta for r in results}) > 1:
         figures["delta_summary"] = plots.delta_summary
     for name, draw in figures.items():
-        path = args.out / f"{name}.png"
+        path = out / f"{name}.png"
         draw(results).savefig(path, dpi=120)
         print(path)
 

@@ -63,3 +63,18 @@ def test_sweep_prints_a_table(tmp_path, monkeypatch, capsys):
     assert lines[1].split()[:3] == ["delta", "train_error", "test_error"]
     assert [line.split()[0] for line in lines[2:4]] == ["0", "0.1"]
     assert len(runs.load_results(tmp_path)) == 2
+
+
+def test_sweep_draws_its_figures_and_run_takes_ufm_penalties(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "figures"
+    assert main(["sweep", "--profile", "quick", "--epochs", "2", "--width", "16", "--deltas", "0", "0.1",
+                 "--seeds", "0", "--no-progress", "--out", str(out)]) == 0
+    assert {p.name for p in out.glob("*.png")} == {"training_curves.png", "nc1_vs_nc2.png", "delta_summary.png"}
+
+    assert main(["run", "--profile", "quick", "--epochs", "1", "--width", "16", "--no-progress",
+                 "--lambda-W", "1e-3", "--lambda-H", "1e-6", "--lambda-b", "1e-2",
+                 "--run-dir", str(tmp_path / "ufm")]) == 0
+    result = runs.load_results(tmp_path / "ufm")[0]
+    assert (result.config.lambda_W, result.config.lambda_H, result.config.lambda_b) == (1e-3, 1e-6, 1e-2)
+    assert result.config.weight_decay == 0.0
