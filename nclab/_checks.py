@@ -39,8 +39,14 @@ def check_num_classes(num_classes: int, name: str = "num_classes") -> int:
 
 def check_finite(x: torch.Tensor, name: str) -> None:
     """Raise if ``x`` holds NaN or infinity."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
+    if not x.is_floating_point() or x.numel() == 0:
+        return
+    # Fast path: the sum of finite values is finite unless it overflows, and any NaN or infinity
+    # makes it non-finite; only then is the element-wise test needed.
+    if bool(torch.isfinite(x.sum())):
+        return
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
 
 
