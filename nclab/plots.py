@@ -1006,7 +1006,7 @@ def theorem1_vs_delta(curves: dict, measured: dict | None = None, highlight: flo
     The figure.
     """
     deltas = np.asarray(curves["delta"], dtype=np.float64)
-    fig = _theory_figure(fig, (12, 3.6))
+    fig = _theory_figure(fig, (10, 3.4))
     ax_norm, ax_margin, ax_conf = fig.subplots(1, 3)
     panels = ((ax_norm, [("w_norm", "C0", "‖w_k‖"), ("h_norm", "C1", "‖h̄_k‖")]),
               (ax_margin, [("margin", "C2", "log(K/β − K + 1)")]),
@@ -1037,8 +1037,9 @@ def hessian_eigenvalues(eigenvalues, reference=None, rtol: float = 1e-9, title: 
                         fig: Figure | None = None) -> Figure:
     """All eigenvalues of a (small, dense) Hessian, sorted, with its zeros visible (chapter 7).
 
-    Eigenvalues with |λ| ≤ rtol · max|λ| are drawn at the bottom of the log axis in red and
-    counted in the legend; the others as |λ| (negative ones, if any, as triangles).
+    Eigenvalues whose absolute value is at most rtol times the largest absolute value count as
+    zero: they are drawn in red at the bottom of the log axis and counted in the legend. The
+    others are drawn at their absolute value (negative ones, if any, as triangles).
 
     Parameters
     ----------
@@ -1095,7 +1096,7 @@ def spectrum_by_mode(spectrum, xlim: tuple[float, float] | None = None, title: s
     -------
     The figure.
     """
-    fig = _theory_figure(fig, (7, 3.8))
+    fig = _theory_figure(fig, (7, 4.2))
     ax = fig.subplots()
     zero = np.abs(spectrum.eigenvalues) <= 1e-9 * spectrum.abs_max
     drawn = set()
@@ -1118,7 +1119,7 @@ def spectrum_by_mode(spectrum, xlim: tuple[float, float] | None = None, title: s
     ax.set(xlabel="eigenvalue λ (log)", ylabel="multiplicity (log)",
            title=title or f"{spectrum.dim} eigenvalues, {spectrum.num_zero()} of them zero (not shown)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     return fig
 
 
@@ -1165,9 +1166,9 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
                    fig: Figure | None = None) -> Figure:
     """Gradient descent on the UFM for several δ: distance to Theorem 1's minimizer per step (chapter 7).
 
-    One panel per quantity, one line per δ, log scale: the objective gap f − f* (f* of the
-    closed form), NC1, and the relative errors of the mean norms ‖w_k‖ and ‖h̄_k‖ (absolute values where β ≥ 1 and the
-    minimizer is 0).
+    One panel per quantity, two per row, one line per δ, log scale: the objective gap f − f*
+    (f* of the closed form), NC1, and the relative errors of the mean norms ‖w_k‖ and ‖h̄_k‖
+    (absolute values where β ≥ 1 and the minimizer is 0).
 
     Parameters
     ----------
@@ -1186,8 +1187,9 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
         raise ValueError(f"quantities must be among {list(_GD_QUANTITIES)}, got {list(quantities)}")
     deltas = sorted(result.trajectories)
     chosen = None if highlight is None else min(deltas, key=lambda d: abs(d - highlight))
-    fig = _theory_figure(fig, (3.6 * len(quantities), 3.6))
-    axes = np.atleast_1d(fig.subplots(1, len(quantities)))
+    rows = -(-len(quantities) // 2)
+    fig = _theory_figure(fig, (9, 3.3 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, min(2, len(quantities)))).ravel()
     ramp = colormaps["plasma"]
     for i, delta in enumerate(deltas):
         traj = result.trajectories[delta]
