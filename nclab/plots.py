@@ -272,8 +272,12 @@ def feature_snapshots(snapshots, titles, classes=(0, 1, 2), fig: Figure | None =
     classes = [int(c) for c in classes]
     if len(set(classes)) != 3 or not all(0 <= c < K for c in classes):
         raise ValueError(f"classes must be three distinct class indices in [0, {K}), got {classes!r}")
-    fig = _figure(fig, (3.3 * len(snapshots), 3.6))
-    axes = np.atleast_1d(fig.subplots(1, len(snapshots)))
+    columns = min(2, len(snapshots))  # two panels a row keep them legible on a book page
+    rows = -(-len(snapshots) // columns)
+    fig = _figure(fig, (4.3 * columns, 4.0 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
+    for ax in axes[len(snapshots):]:
+        ax.remove()
     for ax, out, title in zip(axes, snapshots, titles):
         stats = _stats(out)
         means = stats.means.numpy()[classes]
@@ -321,7 +325,7 @@ def simplex_snapshots(snapshots, titles, fig: Figure | None = None) -> Figure:
     snapshots = _check_outputs(snapshots, "snapshots")
     titles = _check_titles(titles, len(snapshots))
     K = snapshots[0].logits.shape[1]
-    fig = _figure(fig, (13, 3.8))
+    fig = _figure(fig, (10.5, 3.8))
     ax_h, ax_w, ax_n = fig.subplots(1, 3)
     i, j = np.triu_indices(K, 1)
     rng = np.random.default_rng(0)
@@ -391,7 +395,7 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
     colours = _sweep_colours(groups)
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
-    fig = _figure(fig, (4.3 * columns, 3.5 * rows))
+    fig = _figure(fig, (3.4 * columns, 3.0 * rows))
     axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
     for delta, runs in groups.items():
         epochs = runs[0].epochs
@@ -417,7 +421,7 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     for ax in axes[len(keys):]:
-        ax.set_visible(False)
+        ax.remove()
     axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8)
     return fig
 
@@ -527,7 +531,7 @@ def reliability_diagram(outputs_by_delta, deltas, temperatures=None, n_bins: int
     missing = [d for d in deltas if d not in outputs_by_delta]
     if not deltas or missing:
         raise ValueError(f"deltas must be keys of outputs_by_delta, got {missing or deltas!r}")
-    fig = _figure(fig, (4.2 * len(deltas), 5.2))
+    fig = _figure(fig, (4.2 * len(deltas), 5.0))
     axes = fig.subplots(2, len(deltas), squeeze=False, height_ratios=[3, 1], sharex=True)
     for col, delta in enumerate(deltas):
         outs = _check_outputs(outputs_by_delta[delta], "outputs_by_delta values")
@@ -577,8 +581,8 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     missing = [lab for lab in labels if lab not in calibration.values]
     if missing:
         raise ValueError(f"calibration has no row for {', '.join(missing)}")
-    fig = _figure(fig, (13, 3.8))
-    axes = fig.subplots(1, 4)
+    fig = _figure(fig, (9.5, 6.8))
+    axes = fig.subplots(2, 2).flatten()
 
     def draw(ax, means_and_stds, label):
         mean, std = means_and_stds
@@ -595,6 +599,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     for column, label in (("ECE", "raw logits"), ("ECE, T from val", "T from validation"),
                           ("ECE, T from test", "T from test (paper)")):
         draw(axes[0], from_table(column), label)
+    axes[0].set_yscale("log")  # raw and scaled ECE differ by an order of magnitude
     draw(axes[1], from_table("T from val"), "validation, NLL")
     draw(axes[1], from_table("T from test"), "test, ECE grid")
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
@@ -602,7 +607,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     axes[2].set_yscale("log")
     draw(axes[3], from_history("w_norm"), "‖w_k‖")
     draw(axes[3], from_history("h_norm"), "‖μ_k − μ_G‖")
-    for ax, title, ylabel in ((axes[0], "test ECE", "ECE"), (axes[1], "fitted temperature", "T"),
+    for ax, title, ylabel in ((axes[0], "test ECE (log)", "ECE"), (axes[1], "fitted temperature", "T"),
                               (axes[2], "NC1 (log)", "NC1"), (axes[3], "mean norms", "norm")):
         ax.set(title=title, xlabel="δ", ylabel=ylabel)
         ax.grid(alpha=0.3)
@@ -629,7 +634,7 @@ def ece_vs_collapse(results, fig: Figure | None = None) -> Figure:
     """
     groups = _by_delta(results)
     colours = _sweep_colours(groups)
-    fig = _figure(fig, (11, 4.2))
+    fig = _figure(fig, (10, 4.0))
     ax_nc1, ax_norm = fig.subplots(1, 2, sharey=True)
     for delta, runs in groups.items():
         for j, r in enumerate(runs):
@@ -666,7 +671,7 @@ def entropy_by_correctness(outputs_by_delta, fig: Figure | None = None) -> Figur
     if not isinstance(outputs_by_delta, dict) or not outputs_by_delta:
         raise ValueError("outputs_by_delta must be a non-empty dict δ -> list of Outputs")
     deltas = sorted(outputs_by_delta)
-    fig = _figure(fig, (1.3 * len(deltas) + 3, 4.2))
+    fig = _figure(fig, (min(9.5, 1.3 * len(deltas) + 2.5), 4.2))
     ax = fig.subplots()
     for i, delta in enumerate(deltas):
         outs = _check_outputs(outputs_by_delta[delta], "outputs_by_delta values")
@@ -764,14 +769,31 @@ class Table:
                      cells)
 
 
-def _grid(title: str, cells: dict[str, dict[str, str]]) -> str:
-    """Rows of text cells under a header of column labels, right-aligned."""
+def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 88) -> str:
+    """Rows of text cells under a header of column labels, right-aligned.
+
+    Columns that would make a line longer than ``width`` characters go to a further block below,
+    which repeats the row labels, so the text fits a book page without scrolling.
+    """
     columns = list(next(iter(cells.values())))
-    rows = [[label] + [row[c] for c in columns] for label, row in cells.items()]
-    header = [""] + columns
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(s.rjust(w) if i else s.ljust(w) for i, (s, w) in enumerate(zip(r, widths)))
-    return "\n".join([title, line(header), *(line(r) for r in rows)])
+    labels = list(cells)
+    label_width = max(len(label) for label in labels)
+    column_width = {c: max(len(c), *(len(cells[label][c]) for label in labels)) for c in columns}
+    blocks: list[list[str]] = []
+    for c in columns:
+        used = label_width + sum(2 + column_width[k] for k in blocks[-1]) if blocks else width
+        if used + 2 + column_width[c] > width:
+            blocks.append([])
+        blocks[-1].append(c)
+    lines = [title]
+    for i, block in enumerate(blocks):
+        if i:
+            lines.append("")
+        lines.append(" " * label_width + "".join("  " + c.rjust(column_width[c]) for c in block))
+        for label in labels:
+            lines.append(label.ljust(label_width)
+                         + "".join("  " + cells[label][c].rjust(column_width[c]) for c in block))
+    return "\n".join(lines)
 
 
 def _check_levels(levels) -> np.ndarray:
@@ -949,6 +971,64 @@ def calibration_table(val_by_delta, test_by_delta, n_bins: int = 20) -> Table:
                                                  - accuracy(test.logits, test.labels))
         values[delta_label(d)] = {k: np.array(v) for k, v in rows.items()}
     return Table(f"test calibration, {n_bins} bins (mean ± std over seeds)", values)
+
+
+def entropy_table(outputs_by_delta) -> Table:
+    """Median entropy of the test predictions, correct and incorrect samples apart, mean ± std over seeds (chapter 5).
+
+    Parameters
+    ----------
+    outputs_by_delta : dict δ -> list of :class:`nclab.runs.Outputs` on the test split, one per seed
+
+    Returns
+    -------
+    Table (rows: δ; columns: correct, incorrect; a seed with no incorrect sample gives NaN)
+    """
+    if not isinstance(outputs_by_delta, dict) or not outputs_by_delta:
+        raise ValueError("outputs_by_delta must be a non-empty dict δ -> list of Outputs")
+    values = {}
+    for d in sorted(outputs_by_delta):
+        medians = {"correct": [], "incorrect": []}
+        for out in _check_outputs(outputs_by_delta[d], "outputs_by_delta values"):
+            entropy = prediction_entropy(out.logits).numpy()
+            correct = (out.logits.argmax(1) == out.labels).numpy()
+            for name, part in (("correct", correct), ("incorrect", ~correct)):
+                medians[name].append(float(np.median(entropy[part])) if part.any() else math.nan)
+        values[delta_label(d)] = {k: np.array(v) for k, v in medians.items()}
+    return Table("median entropy of the test predictions, nats (mean ± std over seeds)", values)
+
+
+def collapse_calibration_table(results, skip: float = 0.1) -> Table:
+    """Rank correlation of test ECE with NC1 and with the norm product over training, per δ (chapter 5).
+
+    For each run, Spearman's ρ between the test ECE and NC1, and between the test ECE and
+    ‖w_k‖·‖μ_k − μ_G‖, over the logged epochs after the first ``skip`` share of them (the very
+    first epochs, where everything changes at once, are left out). "More collapse, more
+    miscalibration" predicts ρ(NC1, ECE) < 0 and ρ(norms, ECE) > 0.
+
+    Parameters
+    ----------
+    results : RunResults
+    skip : share of the logged epochs to leave out at the start, in [0, 1)
+
+    Returns
+    -------
+    Table (rows: δ; one value per seed)
+    """
+    groups = _by_delta(results)
+    if not 0 <= skip < 1:
+        raise ValueError(f"skip must be in [0, 1), got {skip!r}")
+    values = {}
+    for d, runs in groups.items():
+        rows = defaultdict(list)
+        for r in runs:
+            start = int(skip * len(r.history))
+            ece_series = r.series("test_ece")[start:]
+            norms = (r.series("w_norm") * r.series("h_norm"))[start:]
+            rows["ρ(NC1, ECE)"].append(spearmanr(r.series("nc1")[start:], ece_series).statistic)
+            rows["ρ(norms, ECE)"].append(spearmanr(norms, ece_series).statistic)
+        values[delta_label(d)] = {k: np.array(v, float) for k, v in rows.items()}
+    return Table("Spearman rank correlation over training (mean ± std over seeds)", values)
 
 
 # --- Theory figures (chapters 6-8) ---
@@ -1211,61 +1291,3 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, title="δ (dashed: threshold)", title_fontsize=7)
     return fig
-
-
-def entropy_table(outputs_by_delta) -> Table:
-    """Median entropy of the test predictions, correct and incorrect samples apart, mean ± std over seeds (chapter 5).
-
-    Parameters
-    ----------
-    outputs_by_delta : dict δ -> list of :class:`nclab.runs.Outputs` on the test split, one per seed
-
-    Returns
-    -------
-    Table (rows: δ; columns: correct, incorrect; a seed with no incorrect sample gives NaN)
-    """
-    if not isinstance(outputs_by_delta, dict) or not outputs_by_delta:
-        raise ValueError("outputs_by_delta must be a non-empty dict δ -> list of Outputs")
-    values = {}
-    for d in sorted(outputs_by_delta):
-        medians = {"correct": [], "incorrect": []}
-        for out in _check_outputs(outputs_by_delta[d], "outputs_by_delta values"):
-            entropy = prediction_entropy(out.logits).numpy()
-            correct = (out.logits.argmax(1) == out.labels).numpy()
-            for name, part in (("correct", correct), ("incorrect", ~correct)):
-                medians[name].append(float(np.median(entropy[part])) if part.any() else math.nan)
-        values[delta_label(d)] = {k: np.array(v) for k, v in medians.items()}
-    return Table("median entropy of the test predictions, nats (mean ± std over seeds)", values)
-
-
-def collapse_calibration_table(results, skip: float = 0.1) -> Table:
-    """Rank correlation of test ECE with NC1 and with the norm product over training, per δ (chapter 5).
-
-    For each run, Spearman's ρ between the test ECE and NC1, and between the test ECE and
-    ‖w_k‖·‖μ_k − μ_G‖, over the logged epochs after the first ``skip`` share of them (the very
-    first epochs, where everything changes at once, are left out). "More collapse, more
-    miscalibration" predicts ρ(NC1, ECE) < 0 and ρ(norms, ECE) > 0.
-
-    Parameters
-    ----------
-    results : RunResults
-    skip : share of the logged epochs to leave out at the start, in [0, 1)
-
-    Returns
-    -------
-    Table (rows: δ; one value per seed)
-    """
-    groups = _by_delta(results)
-    if not 0 <= skip < 1:
-        raise ValueError(f"skip must be in [0, 1), got {skip!r}")
-    values = {}
-    for d, runs in groups.items():
-        rows = defaultdict(list)
-        for r in runs:
-            start = int(skip * len(r.history))
-            ece_series = r.series("test_ece")[start:]
-            norms = (r.series("w_norm") * r.series("h_norm"))[start:]
-            rows["ρ(NC1, ECE)"].append(spearmanr(r.series("nc1")[start:], ece_series).statistic)
-            rows["ρ(norms, ECE)"].append(spearmanr(norms, ece_series).statistic)
-        values[delta_label(d)] = {k: np.array(v, float) for k, v in rows.items()}
-    return Table("Spearman rank correlation over training (mean ± std over seeds)", values)

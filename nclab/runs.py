@@ -49,7 +49,8 @@ from . import data
 from .train import RESULT, RunResult, TrainConfig, resolve_device, train
 
 __all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep",
-           "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs"]
+           "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs",
+           "outputs_by_delta"]
 
 PROFILES: dict[str, dict] = {
     "quick": dict(dataset="digits", model="mlp", epochs=60, batch_size=64, lr=0.02, momentum=0.9,
@@ -281,3 +282,19 @@ def outputs(result: RunResult, split: str = "train", batch_size: int = 1024) -> 
     classifier = model.classifier
     return Outputs(torch.cat(features), torch.cat(logits), batches.labels.cpu(),
                    classifier.weight.detach().cpu(), classifier.bias.detach().cpu())
+
+
+def outputs_by_delta(results: list[RunResult], split: str = "test") -> dict[float, list[Outputs]]:
+    """:func:`outputs` of every run, grouped by δ (in increasing δ, runs in the given order; chapter 5).
+
+    Example
+    -------
+    >>> test = outputs_by_delta(book_sweep(), "test")             # doctest: +SKIP
+    >>> len(test[0.05]) == len(SWEEP_SEEDS)                       # doctest: +SKIP
+    True
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, RunResult) for r in results):
+        raise ValueError("results must be a non-empty list of RunResult")
+    deltas = sorted({r.config.delta for r in results})
+    return {d: [outputs(r, split) for r in results if r.config.delta == d] for d in deltas}

@@ -313,3 +313,24 @@ def test_collapse_calibration_table_rank_correlations():
     assert full.values["CE"]["ρ(NC1, ECE)"][0] > -1.0
     with pytest.raises(ValueError, match="skip"):
         plots.collapse_calibration_table(runs_, skip=1.0)
+
+
+def test_wide_tables_wrap_into_blocks_that_fit_a_page():
+    values = {f"row {i}": {f"col{j}": np.array([1.0 + j, 2.0, 3.0 + i]) for j in range(12)} for i in range(3)}
+    text = str(plots.Table("wide", values))
+    lines = text.splitlines()
+    assert lines[0] == "wide" and max(len(line) for line in lines) <= 88
+    headers = [line.split() for line in lines if line.startswith(" ")]
+    assert len(headers) >= 2 and sum(headers, []) == [f"col{j}" for j in range(12)]
+    assert text.count("row 0") == text.count("row 2") == len(headers)
+    row0 = [line for line in lines if line.startswith("row 0")][-1]
+    assert row0.endswith("5.667 ± 4.5")  # col11 of row 0: 12, 2 and 3 -> mean 5.667, std 4.5
+
+
+def test_outputs_by_delta_groups_in_delta_order(sweep_like, monkeypatch):
+    monkeypatch.setattr(runs, "outputs", lambda r, split: (r.config.delta, r.config.seed, split))
+    grouped = runs.outputs_by_delta(list(reversed(sweep_like)), "val")
+    assert list(grouped) == [0.0, 0.1]
+    assert grouped[0.1] == [(0.1, 2, "val"), (0.1, 1, "val"), (0.1, 0, "val")]
+    with pytest.raises(ValueError, match="results"):
+        runs.outputs_by_delta([])
