@@ -223,7 +223,7 @@ def _draw_etf(ax, num_classes: int, w_norm: float, h_norm: float, reference: tup
     ax.plot([], [], "-", color="C0", lw=2, label="classifier rows w_k")
     ax.plot([], [], "o", mfc="none", color="0.6", label="w_k at δ = 0")
     ax.plot([], [], "--", color="0.7", label="h̄_k at δ = 0")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left" if three_d else "lower left")
 
 
 def draw_ufm_geometry(fig: plt.Figure, delta: float, num_classes: int = 3, per_class: int = 100,
@@ -368,7 +368,6 @@ def _draw_kappas(fig, problem, delta: float, grid, title: str) -> None:
     current = _condition_numbers(problem, delta)
     for i, key in enumerate(KAPPA_LABELS):
         ax.plot(delta, getattr(current, key), "o", color=f"C{i}", mec="k", ms=6, zorder=5)
-    ax.legend(fontsize=6, loc="best")
 
 
 def draw_conditioning(fig: plt.Figure, delta: float, result, problem) -> None:
