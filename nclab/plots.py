@@ -1223,7 +1223,7 @@ def condition_numbers_vs_delta(kappas, keys=tuple(KAPPA_LABELS), title: str | No
     if not kappas or unknown:
         raise ValueError(f"kappas must be a non-empty list and keys among {list(KAPPA_LABELS)}, got {list(keys)}")
     deltas = [k.delta for k in kappas]
-    fig = _theory_figure(fig, (7, 4))
+    fig = _theory_figure(fig, (7, 4.6))
     ax = fig.subplots()
     markers = "osD^v"
     for i, key in enumerate(keys):
@@ -1233,7 +1233,7 @@ def condition_numbers_vs_delta(kappas, keys=tuple(KAPPA_LABELS), title: str | No
     ax.set(xlabel="label smoothing δ", ylabel="condition number κ (log)",
            title=title or "condition numbers at the minimizer")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     return fig
 
 
