@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from matplotlib.lines import Line2D
 from scipy.optimize import minimize_scalar
 
 from nclab import hessian, plots, ufm, widgets
