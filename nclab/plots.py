@@ -300,7 +300,7 @@ def feature_snapshots(snapshots, titles, classes=(0, 1, 2), fig: Figure | None =
         ax.set_xlabel("in-plane direction 2")
         ax.set_ylabel(f"direction towards class {classes[0]}")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower left", fontsize=8, markerscale=2)
+    axes[0].legend(loc="upper right", fontsize=8, markerscale=2)
     return fig
 
 
@@ -769,7 +769,7 @@ class Table:
                      cells)
 
 
-def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 88) -> str:
+def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 78) -> str:
     """Rows of text cells under a header of column labels, right-aligned.
 
     Columns that would make a line longer than ``width`` characters go to a further block below,

@@ -319,7 +319,7 @@ def test_wide_tables_wrap_into_blocks_that_fit_a_page():
     values = {f"row {i}": {f"col{j}": np.array([1.0 + j, 2.0, 3.0 + i]) for j in range(12)} for i in range(3)}
     text = str(plots.Table("wide", values))
     lines = text.splitlines()
-    assert lines[0] == "wide" and max(len(line) for line in lines) <= 88
+    assert lines[0] == "wide" and max(len(line) for line in lines) <= 78
     headers = [line.split() for line in lines if line.startswith(" ")]
     assert len(headers) >= 2 and sum(headers, []) == [f"col{j}" for j in range(12)]
     assert text.count("row 0") == text.count("row 2") == len(headers)
