@@ -72,10 +72,9 @@ def _static_player(draw: DrawFn, deltas: Sequence[float], figsize):
 def _live_widget(draw: DrawFn, deltas: Sequence[float], figsize, start: int):
     import ipywidgets as widgets
 
-    step = float(np.min(np.diff(deltas))) if len(deltas) > 1 else 0.01
-    slider = widgets.FloatSlider(
-        value=float(deltas[start]), min=float(min(deltas)), max=float(max(deltas)),
-        step=step, description="δ", continuous_update=False, readout_format=".3f",
+    slider = widgets.SelectionSlider(
+        options=[(f"{d:g}", float(d)) for d in deltas], value=float(deltas[start]),
+        description="δ", continuous_update=False,
     )
 
     def update(delta: float) -> None:
@@ -99,8 +98,8 @@ def delta_explorer(
     Parameters
     ----------
     draw : callable ``draw(fig, delta)`` that draws on an empty Matplotlib figure
-    deltas : the grid of delta values (each in [0, 1)); the live slider spans its range with its
-        smallest spacing as the step, the static player has one frame per value
+    deltas : the grid of delta values (each in [0, 1)); the live slider and the static player
+        both step through exactly these values
     value : starting delta (the grid value nearest to it); default the second grid value
     figsize : figure size in inches
     static : force the kernel-free player (True) or the live widget (False); default

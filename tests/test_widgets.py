@@ -26,9 +26,11 @@ def test_live_widget_redraws_when_the_slider_moves():
     w = widgets.delta_explorer(_draw(calls), deltas=[0.0, 0.05, 0.1], value=0.05, static=False)
     assert isinstance(w, ipywidgets.interactive)
     slider = w.children[0]
-    assert slider.value == pytest.approx(0.05) and slider.max == pytest.approx(0.1)
+    assert slider.value == pytest.approx(0.05) and list(slider.options) == [("0", 0.0), ("0.05", 0.05), ("0.1", 0.1)]
     slider.value = 0.1
     assert calls[-1] == pytest.approx(0.1)
+    with pytest.raises(Exception):
+        slider.value = 0.07  # only grid values can be chosen
 
 
 def test_environment_switch(monkeypatch):
