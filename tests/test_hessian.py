@@ -14,13 +14,7 @@ from nclab.hessian import (
 from nclab.ufm import UFM
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems run much faster on one thread on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # K, n, d, lambda_W, lambda_H, lambda_b, delta: every K from 2 to 8, beta >= 1, lambda_b = 0,

@@ -9,13 +9,7 @@ import torch
 from nclab.ufm import UFM, convergence_experiment, simplex_basis, theorem1_curves
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems run much faster on one thread on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def brute_force_objective(ufm, W, H, b):
