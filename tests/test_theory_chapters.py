@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import torch
 from scipy.optimize import minimize_scalar
 
 from nclab import hessian, plots, ufm, widgets
