@@ -415,7 +415,7 @@ def _symmetry_projector(ufm: UFM, W: torch.Tensor, H: torch.Tensor, rtol: float 
     """Orthogonal projector onto the directions along which f is flat for symmetry reasons:
     the tangent space {(W A, -A H, 0) : A skew} of the rotation orbit, plus b -> b + c 1 when
     lambda_b = 0. Works on flattened vectors (see :func:`flatten`)."""
-    K, d, N = ufm.num_classes, ufm.dim, ufm.num_samples
+    K, N = ufm.num_classes, ufm.num_samples
     W, H = W.detach().to(DTYPE), H.detach().to(DTYPE)
     U, S, _ = torch.linalg.svd(torch.cat([W.T, H], dim=1), full_matrices=False)
     E = U[:, S > rtol * max(float(S.max()), 1e-300)] if S.numel() else U[:, :0]
