@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from nclab import data, models, runs
-from nclab.train import measure, sgd_step, train
+from nclab.train import MEASURE_BATCH_SIZE, _forward, measure, sgd_step, train
 
 
 def _step(model, params, velocity, x, y, cuda: bool) -> None:
@@ -146,6 +146,39 @@ def cifar_sized_epoch(device: torch.device) -> list[tuple[str, float]]:
     return rows
 
 
+def measurement_breakdown(repeats: int = 15) -> dict:
+    """Median seconds of a quick-profile training epoch, of the measurement pass after it, and of
+    the pass's three forward passes alone (train, val, test), interleaved ``repeats`` times."""
+    config = runs.config("quick")
+    sets = [data.load(config.dataset, split) for split in ("train", "val", "test")]
+    splits = [data.DeviceBatches(dataset, "cpu") for dataset in sets]
+    torch.manual_seed(config.seed)
+    model = models.build(config.model, sets[0].num_classes, sets[0].in_channels, sets[0].image_size)
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    generator = torch.Generator().manual_seed(config.seed)
+    times = {"epoch": [], "forwards": [], "measure": []}
+    for _ in range(repeats + 1):  # the first round warms up
+        start = time.perf_counter()
+        model.train()
+        for x, y in splits[0].shuffled(config.batch_size, generator):
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            sgd_step(params, velocity, config.lr, config.momentum, config.weight_decay)
+        times["epoch"].append(time.perf_counter() - start)
+        model.eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            for split in splits:
+                _forward(model, split, MEASURE_BATCH_SIZE)
+        times["forwards"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        measure(model, *splits, delta=0.1)
+        times["measure"].append(time.perf_counter() - start)
+    return {name: float(np.median(values[1:])) for name, values in times.items()}
+
+
 def measurement_fraction() -> dict:
     """Measurement cost against training cost in a real quick-profile run (CE, seed 0)."""
     config = runs.config("quick")
@@ -195,6 +228,7 @@ def main() -> None:
             print(f"{name:<76} {seconds:9.2f}")
 
     fraction = measurement_fraction()
+    parts = measurement_breakdown()
     c = fraction["config"]
     print()
     print(f"measurement pass, quick profile ({c.model} on {c.dataset}, {c.epochs} epochs, batch {c.batch_size}, "
@@ -204,6 +238,15 @@ def main() -> None:
           f"   ({fraction['median_ratio']:.0%} of a training epoch)")
     print(f"  measurement share of the run   {fraction['share_of_run']:8.1%}"
           f"   (whole run {fraction['elapsed']:.1f} s, checkpoints included)")
+    n_train, n_all = (sum(len(data.load(c.dataset, s)) for s in splits) for splits in (("train",), ("train", "val", "test")))
+    print(f"the same pass taken apart (medians of 15 interleaved rounds, same model and splits)")
+    print(f"  training epoch ({n_train} images, forward + backward + SGD)   {parts['epoch'] * 1e3:8.1f} ms")
+    print(f"  measurement pass                                    {parts['measure'] * 1e3:8.1f} ms"
+          f"   ({parts['measure'] / parts['epoch']:.0%} of the epoch)")
+    print(f"    its forward passes alone ({n_all} images, eval)    {parts['forwards'] * 1e3:8.1f} ms"
+          f"   ({parts['forwards'] / parts['epoch']:.0%})")
+    print(f"    the rest: NC report, NC4, losses, ECE, T          {(parts['measure'] - parts['forwards']) * 1e3:8.1f} ms"
+          f"   ({(parts['measure'] - parts['forwards']) / parts['epoch']:.0%})")
 
 
 if __name__ == "__main__":

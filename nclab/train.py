@@ -183,9 +183,9 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
     """Measure a model the way the paper does: collapse on the training set, calibration on the test set.
 
     One eval-mode float32 forward pass over the training split (no augmentation, large batches)
-    keeps every feature vector and logit on the device; the features fill a
-    :class:`~nclab.metrics.FeatureStats`, from which :func:`~nclab.metrics.collapse_report` computes
-    NC1-NC3, the norms and (from the kept features and the class means) NC4. Forward passes over the
+    keeps every feature vector and logit on the device, from which
+    :func:`~nclab.metrics.collapse_report_from_features` computes NC1-NC4 and the norms in two
+    passes over the kept features (class means, then projected deviations). Forward passes over the
     validation and test splits give the test loss and error, the test ECE (20 bins), a temperature
     T fitted on the validation split by minimizing NLL, and the test ECE of logits/T (chapter 5).
 
@@ -206,11 +206,9 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
     features, logits = _forward(model, train_data, batch_size)
     if not bool(torch.isfinite(logits).all()):
         raise FloatingPointError("the network's outputs are not finite (training diverged): lower lr")
-    stats = metrics.FeatureStats(logits.shape[1], features.shape[1], device=features.device)
-    stats.update(features, train_data.labels)
     classifier = model.classifier
-    nc4 = metrics.nc4(features, logits, stats.means)
-    report = metrics.collapse_report(stats, classifier.weight, classifier.bias, nc4=nc4)
+    report = metrics.collapse_report_from_features(features, train_data.labels, classifier.weight,
+                                                   classifier.bias, logits)
     test_logits = _forward(model, test_data, batch_size)[1]
     val_logits = _forward(model, val_data, batch_size)[1]
     temperature = calibration.fit_temperature(val_logits, val_data.labels)

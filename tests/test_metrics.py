@@ -273,6 +273,80 @@ def test_torch_input_and_missing_optionals():
     assert all(type(v) is float for v in report.as_dict().values())
 
 
+# collapse_report_from_features: two passes over stored features, no d×d matrix.
+
+def from_features(features, labels, W, b):
+    logits = features.astype(np.float64) @ np.asarray(W, np.float64).T + b
+    return M.collapse_report_from_features(features, labels, W, b, logits).as_dict()
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
+@pytest.mark.parametrize("block", [None, 7])
+def test_report_from_features_matches_brute_force(dtype, rtol, block, monkeypatch):
+    if block is not None:  # 7 float64 elements a block: one row at a time, exercising the loop
+        monkeypatch.setattr(M, "_BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(10)
+    K, d = 4, 6
+    X, y = mixture(rng, K, d, offset=3.0)
+    X = X.astype(dtype)
+    W = rng.standard_normal((K, d)).astype(dtype)
+    b = rng.standard_normal(K)
+    ref = reference(X, y, K, W, b)
+    report = from_features(X, y, W, b)
+    for name in MEASURES:
+        assert report[name] == pytest.approx(ref[name], rel=rtol, abs=1e-14), name
+    assert 0 < report["nc4"] < 1 and report["nc1"] > 0.01
+
+
+@pytest.mark.parametrize("K,d,offset", [(6, 3, 0.0), (6, 3, 1e4), (10, 32, 1e4), (3, 2, 0.0)])
+def test_report_from_features_equals_streaming_statistics(K, d, offset):
+    """The two-pass projection and FeatureStats' d×d scatter are different computations."""
+    rng = np.random.default_rng(K * d)
+    X, y = mixture(rng, K, d, offset=offset)
+    W, b = rng.standard_normal((K, d)), rng.standard_normal(K)
+    streamed = measured(X, y, K, W, b, batch=13)[1]
+    report = from_features(X, y, W, b)
+    for name in MEASURES:
+        assert report[name] == pytest.approx(streamed[name], rel=1e-8, abs=1e-14), name
+
+
+def test_report_from_features_of_a_collapsed_etf_is_zero():
+    rng = np.random.default_rng(3)
+    K, d = 4, 7
+    means, basis = simplex_etf(K, d, rng)
+    offset = rng.standard_normal(d)
+    offset -= basis @ (basis.T @ offset)  # orthogonal to the means, so W ignores it
+    y = np.repeat(np.arange(K), [3, 5, 2, 9])
+    X = means[y] + 10 * offset
+    report = M.collapse_report_from_features(X, y, 3.0 * means, np.zeros(K), X @ means.T).as_dict()
+    for name in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h", "equinorm_w"):
+        assert abs(report[name]) < 1e-12, name
+
+
+def test_report_from_features_without_optionals_and_coincident_means():
+    X = np.array([[1.0, 2.0], [1.0, 0.0], [1.0, 2.0], [1.0, 0.0]])
+    report = M.collapse_report_from_features(X, [0, 0, 1, 1], np.eye(2))
+    assert math.isnan(report.nc4) and math.isnan(report.b_norm)
+    assert math.isnan(report.nc1)  # both class means are (1, 1)
+
+
+@pytest.mark.parametrize("change,name", [
+    (dict(features=np.zeros(8)), "features"),
+    (dict(features=np.zeros((0, 4))), "features"),
+    (dict(W=np.zeros((3, 5))), "W"),
+    (dict(labels=[0, 1, 2]), "labels"),
+    (dict(labels=[0, 1, 0, 1, 0, 1, 0, 1]), "class"),
+    (dict(logits=np.zeros((8, 4))), "logits"),
+    (dict(features=np.full((8, 4), np.nan)), "features"),
+])
+def test_report_from_features_rejects_bad_input(change, name):
+    args = dict(features=np.random.default_rng(0).standard_normal((8, 4)), labels=np.arange(8) % 3,
+                W=np.ones((3, 4)), logits=np.zeros((8, 3)))
+    args.update(change)
+    with pytest.raises(ValueError, match=name):
+        M.collapse_report_from_features(args["features"], args["labels"], args["W"], logits=args["logits"])
+
+
 # Bad input: one ValueError naming the argument.
 
 def test_bad_constructor_arguments():
