@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 import pytest
 import torch
 
@@ -95,6 +96,30 @@ def test_fit_temperature_by_ece_grid_search(t0):
     assert fitted == pytest.approx(t0, rel=0.1)
     grid_best = min(C.ece(logits / t, labels) for t in C.ECE_TEMPERATURE_GRID[::25])
     assert C.ece(logits / fitted, labels) <= grid_best + 1e-12
+
+
+@pytest.mark.parametrize("seed,scale,n", [(0, 1.0, 144), (1, 5.0, 300), (2, 0.3, 50), (3, 20.0, 1000), (4, 2.0, 3)])
+def test_fit_temperature_nll_matches_a_scalar_optimizer(seed, scale, n):
+    """Newton on 1/T against SciPy's bounded Brent search on log T, a different algorithm."""
+    rng = np.random.default_rng(seed)
+    logits = scale * rng.standard_normal((n, 7))
+    labels = np.where(rng.random(n) < 0.6, logits.argmax(1), rng.integers(0, 7, n))
+    fitted = C.fit_temperature(logits, labels)
+    found = minimize_scalar(lambda u: C.nll(logits / math.exp(u), labels),
+                            bounds=(math.log(0.01), math.log(100.0)), method="bounded",
+                            options={"xatol": 1e-10})
+    assert fitted == pytest.approx(math.exp(found.x), rel=1e-5)
+    assert C.nll(logits / fitted, labels) <= found.fun + 1e-12
+
+
+def test_fit_temperature_nll_at_the_bounds_and_when_flat():
+    rng = np.random.default_rng(5)
+    noise = 50.0 * rng.standard_normal((200, 4))  # confident and unrelated to the labels
+    assert C.fit_temperature(noise, rng.integers(0, 4, 200)) == pytest.approx(100.0)
+    labels = rng.integers(0, 4, 200)
+    perfect = 1e-3 * np.eye(4)[labels]  # right but barely confident: sharpen as far as allowed
+    assert C.fit_temperature(perfect, labels) == pytest.approx(0.01)
+    assert C.fit_temperature(np.ones((10, 3)), np.arange(10) % 3) == 1.0
 
 
 # Bad input: one ValueError naming the argument.
