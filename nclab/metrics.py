@@ -279,14 +279,22 @@ def _classifier(W, stats: FeatureStats) -> torch.Tensor:
     return _as_matrix(w, "W", stats.device)
 
 
-def _distance_to_etf(gram: torch.Tensor) -> float:
+# The measures of K×d and K×K matrices run in NumPy on the CPU: for such small matrices a
+# NumPy call costs a fraction of a torch call, and a GPU would only add launches.
+
+def _host(a) -> np.ndarray:
+    """A float64 tensor as a NumPy array on the CPU (NumPy arrays pass through)."""
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
+
+
+def _distance_to_etf(gram: np.ndarray) -> float:
     """‖G/‖G‖_F − (I − 11ᵀ/K)/√(K−1)‖_F for a K×K matrix G; NaN when G = 0."""
     K = gram.shape[0]
-    norm = torch.linalg.matrix_norm(gram)
-    if float(norm) == 0.0:
+    norm = np.linalg.norm(gram)
+    if norm == 0.0:
         return math.nan
-    etf = (torch.eye(K, dtype=gram.dtype, device=gram.device) - 1.0 / K) / math.sqrt(K - 1)
-    return float(torch.linalg.matrix_norm(gram / norm - etf))
+    etf = (np.eye(K) - 1.0 / K) / math.sqrt(K - 1)
+    return float(np.linalg.norm(gram / norm - etf))
 
 
 def nc1(stats: FeatureStats) -> float:
@@ -334,27 +342,29 @@ def _nc1(means: torch.Tensor, within_cov: torch.Tensor) -> float:
     v, s = _between_directions(means)
     if v is None:
         return math.nan
-    return float((((v @ within_cov) * v).sum(1) / s**2).sum())
+    v = torch.from_numpy(v).to(within_cov.device)
+    return float((((v @ within_cov) * v).sum(1).cpu().numpy() / s**2).sum())
 
 
-def _between_directions(means: torch.Tensor):
+def _between_directions(means) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """(V, s): the r ≤ K − 1 right singular vectors (rows of V) and singular values of B = Eᵀ[μ_k]_k
-    above the rank tolerance (see :func:`nc1`); (None, None) if all class means coincide."""
-    K, d = means.shape
-    _, s, vh = torch.linalg.svd(_helmert(K, means).T @ means, full_matrices=False)
-    tolerance = max(K, d) * torch.finfo(torch.float64).eps * torch.linalg.matrix_norm(means, ord=2)
-    keep = s > tolerance
-    if not bool(keep.any()):
+    above the rank tolerance (see :func:`nc1`), as float64 arrays; (None, None) if all class
+    means coincide."""
+    m = _host(means)
+    K, d = m.shape
+    _, s, vh = np.linalg.svd(_helmert(K).T @ m, full_matrices=False)
+    keep = s > max(K, d) * np.finfo(np.float64).eps * np.linalg.norm(m, ord=2)
+    if not keep.any():
         return None, None
     return vh[keep], s[keep]
 
 
-def _helmert(K: int, like: torch.Tensor) -> torch.Tensor:
+def _helmert(K: int) -> np.ndarray:
     """Orthonormal K×(K−1) basis of the vectors orthogonal to 1 (Helmert's contrasts)."""
-    j = torch.arange(1, K, dtype=like.dtype, device=like.device)
-    rows = torch.arange(K, device=like.device)[:, None]
-    basis = (rows < j).to(like.dtype) - j * (rows == j).to(like.dtype)
-    return basis / torch.sqrt(j * (j + 1))
+    j = np.arange(1, K, dtype=np.float64)
+    rows = np.arange(K)[:, None]
+    basis = (rows < j).astype(np.float64) - j * (rows == j)
+    return basis / np.sqrt(j * (j + 1))
 
 
 def etf_distance(A) -> float:
@@ -379,19 +389,19 @@ def etf_distance(A) -> float:
     >>> etf_distance(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
     0.0
     """
-    a = _as_matrix(A, "A")
+    a = _host(_as_matrix(A, "A"))
     return _distance_to_etf(a @ a.T)
 
 
 def nc2_h(stats: FeatureStats) -> float:
     """NC2-H, the ETF distance of the centred class means M̃ (chapter 2)."""
-    centred = _check_stats(stats).centred_means
+    centred = _host(_check_stats(stats).centred_means)
     return _distance_to_etf(centred @ centred.T)
 
 
 def nc2_w(W) -> float:
     """NC2-W, the ETF distance of the classifier rows w_k, W of shape (K, d) (chapter 2)."""
-    w = _as_matrix(W, "W")
+    w = _host(_as_matrix(W, "W"))
     return _distance_to_etf(w @ w.T)
 
 
@@ -413,8 +423,8 @@ def nc2_wh(W, stats: FeatureStats) -> float:
     float
     """
     stats = _check_stats(stats)
-    w = _classifier(W, stats)
-    return _distance_to_etf(w @ stats.centred_means.T)
+    w = _host(_classifier(W, stats))
+    return _distance_to_etf(w @ _host(stats.centred_means).T)
 
 
 def nc3(W, stats: FeatureStats) -> float:
@@ -436,14 +446,14 @@ def nc3(W, stats: FeatureStats) -> float:
         NC3 (NaN if W = 0 or all class means coincide).
     """
     stats = _check_stats(stats)
-    return _nc3(_classifier(W, stats), stats.centred_means)
+    return _nc3(_host(_classifier(W, stats)), _host(stats.centred_means))
 
 
-def _nc3(w: torch.Tensor, centred: torch.Tensor) -> float:
-    w_norm, m_norm = torch.linalg.matrix_norm(w), torch.linalg.matrix_norm(centred)
-    if float(w_norm) == 0.0 or float(m_norm) == 0.0:
+def _nc3(w: np.ndarray, centred: np.ndarray) -> float:
+    w_norm, m_norm = np.linalg.norm(w), np.linalg.norm(centred)
+    if w_norm == 0.0 or m_norm == 0.0:
         return math.nan
-    return float(torch.linalg.matrix_norm(w / w_norm - centred / m_norm))
+    return float(np.linalg.norm(w / w_norm - centred / m_norm))
 
 
 def equinorm(vectors) -> float:
@@ -462,13 +472,13 @@ def equinorm(vectors) -> float:
     float
         Coefficient of variation of the norms (NaN if all rows are 0).
     """
-    return _equinorm(_as_matrix(vectors, "vectors"))
+    return _equinorm(_host(_as_matrix(vectors, "vectors")))
 
 
-def _equinorm(v: torch.Tensor) -> float:
-    norms = torch.linalg.vector_norm(v, dim=1)
+def _equinorm(v: np.ndarray) -> float:
+    norms = np.linalg.norm(v, axis=1)
     mean = norms.mean()
-    return math.nan if float(mean) == 0.0 else float(norms.std() / mean)
+    return math.nan if mean == 0.0 else float(norms.std(ddof=1) / mean)
 
 
 def equiangularity(vectors) -> float:
@@ -486,18 +496,18 @@ def equiangularity(vectors) -> float:
     float
         The measure (NaN if a row is 0, where a cosine is undefined).
     """
-    return _equiangularity(_as_matrix(vectors, "vectors"))
+    return _equiangularity(_host(_as_matrix(vectors, "vectors")))
 
 
-def _equiangularity(v: torch.Tensor) -> float:
-    norms = torch.linalg.vector_norm(v, dim=1)
-    if bool((norms == 0).any()):
+def _equiangularity(v: np.ndarray) -> float:
+    norms = np.linalg.norm(v, axis=1)
+    if (norms == 0).any():
         return math.nan
     u = v / norms[:, None]
     K = v.shape[0]
-    i, j = torch.triu_indices(K, K, offset=1, device=v.device)
+    i, j = np.triu_indices(K, k=1)
     cosines = (u @ u.T)[i, j]
-    return float((cosines + 1.0 / (K - 1)).abs().mean())
+    return float(np.abs(cosines + 1.0 / (K - 1)).mean())
 
 
 def mean_w_norm(W) -> float:
@@ -669,9 +679,11 @@ def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) ->
     return _report(means, _nc1(means, stats.within_cov), w, b, nc4)
 
 
-def _report(means: torch.Tensor, nc1_value: float, w: torch.Tensor, b, nc4) -> CollapseReport:
-    """The CollapseReport of float64 class means and classifier weights, given NC1 (and NC4)."""
+def _report(means, nc1_value: float, w, b, nc4) -> CollapseReport:
+    """The CollapseReport of float64 class means and classifier weights (tensors or arrays),
+    given NC1 (and NC4)."""
     K = means.shape[0]
+    means, w = _host(means), _host(w)
     centred = means - means.mean(0)
     if b is None:
         b_norm = math.nan
@@ -699,10 +711,15 @@ def _report(means: torch.Tensor, nc1_value: float, w: torch.Tensor, b, nc4) -> C
         equinorm_w=_equinorm(w),
         equiangularity_h=_equiangularity(centred),
         equiangularity_w=_equiangularity(w),
-        w_norm=float(torch.linalg.vector_norm(w, dim=1).mean()),
-        h_norm=float(torch.linalg.vector_norm(centred, dim=1).mean()),
+        w_norm=float(np.linalg.norm(w, axis=1).mean()),
+        h_norm=float(np.linalg.norm(centred, axis=1).mean()),
         b_norm=b_norm,
     )
+
+
+def _numpy_passes(x: torch.Tensor) -> bool:
+    """Whether collapse_report_from_features runs its passes in NumPy (CPU) or in torch."""
+    return x.device.type == "cpu"
 
 
 def collapse_report_from_features(features, labels, W, b=None, logits=None) -> CollapseReport:
@@ -774,31 +791,51 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
         raise ValueError(f"labels have no samples of class(es) {empty}; class means and NC1 need "
                          "samples of every class")
 
+    # The passes run in NumPy on the CPU (its BLAS multiplies float64 matrices several times
+    # faster than torch's there) and in torch on other devices; the code is the same.
+    if _numpy_passes(x):
+        x = (x if x.dtype in (torch.float32, torch.float64) else x.float()).numpy()
+        y, counts = y.numpy(), counts.numpy()
+        predicted = None if predicted is None else predicted.numpy()
+
+        def to64(a):
+            return a.astype(np.float64)
+
+        def local(a):
+            return a
+    else:
+        def to64(a):
+            return a.to(torch.float64)
+
+        def local(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(x.device)
+
     block = max(1, _BLOCK_ELEMENTS // d)
-    sums = torch.zeros(K, d, dtype=torch.float64, device=x.device)
-    for xb, yb in zip(x.split(block), y.split(block)):
-        sums.index_add_(0, yb, xb.to(torch.float64))
-    means = sums / counts[:, None]
+    one_hot = local(np.eye(K))
+    sums = local(np.zeros((K, d)))
+    for start in range(0, N, block):
+        sums += one_hot[y[start:start + block]].T @ to64(x[start:start + block])
+    means = _host(sums) / _host(counts)[:, None]
 
     # One product per block gives both the projections on the v_i and the nearest-mean scores:
     # (h − μ_y)·v_i = h·v_i − μ_y·v_i, and the scores of nearest_mean_predictions.
     v, s = _between_directions(means)
+    r = 0 if v is None else len(s)
     centre = means.mean(0)
     centred = means - centre
-    directions = centred if v is None else torch.cat([v, centred])
-    r = 0 if v is None else len(s)
-    means_along_v = means @ directions[:r].T  # (K, r)
-    score_offsets = centre @ centred.T + 0.5 * (centred * centred).sum(1)  # (K,)
-    projected = torch.zeros(r, dtype=torch.float64, device=x.device)
-    mismatches = torch.zeros((), dtype=torch.int64, device=x.device)
+    directions = centred if v is None else np.concatenate([v, centred])
+    means_along_v = local(means @ directions[:r].T)  # (K, r)
+    score_offsets = local(centre @ centred.T + 0.5 * (centred * centred).sum(1))  # (K,)
+    directions = local(directions.T)
+    projected, mismatches = local(np.zeros(r)), 0
     for start in range(0, N, block):
         yb = y[start:start + block]
-        products = x[start:start + block].to(torch.float64) @ directions.T
+        products = to64(x[start:start + block]) @ directions
         if r:
-            projected += (products[:, :r] - means_along_v[yb]).square().sum(0)
+            projected += ((products[:, :r] - means_along_v[yb]) ** 2).sum(0)
         if predicted is not None:
             nearest = (products[:, r:] - score_offsets).argmax(1)
-            mismatches += (nearest != predicted[start:start + block]).sum()
-    nc1_value = math.nan if v is None else float((projected / N / s**2).sum())
+            mismatches = mismatches + (nearest != predicted[start:start + block]).sum()
+    nc1_value = math.nan if v is None else float((_host(projected) / N / s**2).sum())
     nc4_value = None if predicted is None else int(mismatches) / N
     return _report(means, nc1_value, w, b, nc4_value)

@@ -280,9 +280,17 @@ def from_features(features, labels, W, b):
     return M.collapse_report_from_features(features, labels, W, b, logits).as_dict()
 
 
+@pytest.fixture(params=["numpy", "torch"])
+def passes(request, monkeypatch):
+    """Run collapse_report_from_features' passes in NumPy (the CPU path) or in torch (the path of
+    other devices, here on CPU tensors)."""
+    monkeypatch.setattr(M, "_numpy_passes", lambda x: request.param == "numpy")
+    return request.param
+
+
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
 @pytest.mark.parametrize("block", [None, 7])
-def test_report_from_features_matches_brute_force(dtype, rtol, block, monkeypatch):
+def test_report_from_features_matches_brute_force(dtype, rtol, block, passes, monkeypatch):
     if block is not None:  # 7 float64 elements a block: one row at a time, exercising the loop
         monkeypatch.setattr(M, "_BLOCK_ELEMENTS", block)
     rng = np.random.default_rng(10)
@@ -299,7 +307,7 @@ def test_report_from_features_matches_brute_force(dtype, rtol, block, monkeypatc
 
 
 @pytest.mark.parametrize("K,d,offset", [(6, 3, 0.0), (6, 3, 1e4), (10, 32, 1e4), (3, 2, 0.0)])
-def test_report_from_features_equals_streaming_statistics(K, d, offset):
+def test_report_from_features_equals_streaming_statistics(K, d, offset, passes):
     """The two-pass projection and FeatureStats' d×d scatter are different computations."""
     rng = np.random.default_rng(K * d)
     X, y = mixture(rng, K, d, offset=offset)
@@ -310,7 +318,7 @@ def test_report_from_features_equals_streaming_statistics(K, d, offset):
         assert report[name] == pytest.approx(streamed[name], rel=1e-8, abs=1e-14), name
 
 
-def test_report_from_features_of_a_collapsed_etf_is_zero():
+def test_report_from_features_of_a_collapsed_etf_is_zero(passes):
     rng = np.random.default_rng(3)
     K, d = 4, 7
     means, basis = simplex_etf(K, d, rng)
@@ -323,7 +331,7 @@ def test_report_from_features_of_a_collapsed_etf_is_zero():
         assert abs(report[name]) < 1e-12, name
 
 
-def test_report_from_features_without_optionals_and_coincident_means():
+def test_report_from_features_without_optionals_and_coincident_means(passes):
     X = np.array([[1.0, 2.0], [1.0, 0.0], [1.0, 2.0], [1.0, 0.0]])
     report = M.collapse_report_from_features(X, [0, 0, 1, 1], np.eye(2))
     assert math.isnan(report.nc4) and math.isnan(report.b_norm)
@@ -426,3 +434,14 @@ def test_parameters_that_require_grad_are_accepted():
     rate = M.nc4(features, layer(features), stats.means)
     report = M.collapse_report(stats, layer.weight, layer.bias, nc4=rate)
     assert report.b_norm == pytest.approx(float(layer.bias.detach().norm()), rel=1e-6)
+
+
+def test_report_from_features_accepts_half_precision_features():
+    rng = np.random.default_rng(11)
+    X, y = mixture(rng, K=3, d=4)
+    half = torch.tensor(X, dtype=torch.bfloat16)
+    W = rng.standard_normal((3, 4))
+    expected = M.collapse_report_from_features(half.float(), y, W).as_dict()
+    actual = M.collapse_report_from_features(half, y, W).as_dict()
+    for name in ("nc1", "nc2_h", "nc3", "h_norm"):
+        assert actual[name] == pytest.approx(expected[name], rel=1e-12), name
