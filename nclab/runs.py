@@ -253,7 +253,8 @@ class Outputs:
 def outputs(result: RunResult, split: str = "train", batch_size: int = 1024) -> Outputs:
     """Features and logits of a finished run's final network on one split (chapters 2 and 5).
 
-    Loads the network from the run's checkpoint, in eval mode, onto the run's device, and passes
+    Loads the network from the run's checkpoint, in eval mode, onto the run's device (the CPU
+    when a GPU run is opened on a machine without one), and passes
     the split through it without augmentation, as the measurement of :func:`nclab.train.measure`
     does. Results come back on the CPU.
 
@@ -271,7 +272,9 @@ def outputs(result: RunResult, split: str = "train", batch_size: int = 1024) -> 
         raise ValueError(f"result must be a RunResult, got {type(result).__name__}")
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    device = resolve_device(result.config.device)
+    # The run's own device when this machine has it; a GPU run opens on the CPU elsewhere.
+    wanted = str(result.config.device)
+    device = resolve_device(wanted if torch.cuda.is_available() or not wanted.startswith("cuda") else "cpu")
     model = result.load_model(device)
     batches = data.DeviceBatches(data.load(result.config.dataset, split), device)
     features, logits = [], []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -216,6 +217,10 @@ def test_outputs_reproduce_the_runs_own_measurement(tmp_path, monkeypatch):
     assert float((test.logits.argmax(1) != test.labels).float().mean()) == pytest.approx(result.final["test_error"])
     with pytest.raises(ValueError, match="split"):
         runs.outputs(result, "validation")
+    # A run trained on a GPU opens on a machine without one.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    from_gpu = dataclasses.replace(result, config=dataclasses.replace(cfg, device="cuda"))
+    torch.testing.assert_close(runs.outputs(from_gpu, "test").logits, test.logits)
 
 
 # Figures -------------------------------------------------------------------------------------
