@@ -11,7 +11,8 @@ momentum and weight decay); only the way batches reach the model differs:
 Cases: the quick profile's digits MLP; a ResNet18 on random 3x32x32 images (a few steps on the
 CPU); on a CUDA GPU also a CIFAR-sized epoch (50,000 random images, batch 128) in absolute
 seconds, with the measurement pass that follows a logged epoch. Finally, the cost of the
-measurement pass relative to a training epoch in a real quick-profile run.
+measurement pass relative to a training epoch in a real quick-profile run, and the same pass taken
+apart: its three eval forward passes (train, val and test splits) against everything else.
 
     python benchmarks/bench_training.py [--threads 1]
 """
@@ -239,7 +240,7 @@ def main() -> None:
     print(f"  measurement share of the run   {fraction['share_of_run']:8.1%}"
           f"   (whole run {fraction['elapsed']:.1f} s, checkpoints included)")
     n_train, n_all = (sum(len(data.load(c.dataset, s)) for s in splits) for splits in (("train",), ("train", "val", "test")))
-    print(f"the same pass taken apart (medians of 15 interleaved rounds, same model and splits)")
+    print("the same pass taken apart (medians of 15 interleaved rounds, same model and splits)")
     print(f"  training epoch ({n_train} images, forward + backward + SGD)   {parts['epoch'] * 1e3:8.1f} ms")
     print(f"  measurement pass                                    {parts['measure'] * 1e3:8.1f} ms"
           f"   ({parts['measure'] / parts['epoch']:.0%} of the epoch)")
