@@ -81,15 +81,29 @@ def assert_close(actual, expected, rtol):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
-def test_every_measure_matches_brute_force(dtype, rtol):
-    rng = np.random.default_rng(0)
+@pytest.fixture(params=["numpy", "torch"])
+def passes(request, monkeypatch):
+    """Run collapse_report_from_features' passes in NumPy (the CPU path) or in torch (the path of
+    other devices, here on CPU tensors)."""
+    monkeypatch.setattr(M, "_numpy_passes", lambda x: request.param == "numpy")
+    return request.param
+
+
+def brute_force_problem(dtype, seed):
+    """A 4-class problem in R^6 with an offset, in ``dtype``, and its brute-force measures."""
+    rng = np.random.default_rng(seed)
     K, d = 4, 6
     X, y = mixture(rng, K, d, offset=3.0)
     X = X.astype(dtype)
     W = rng.standard_normal((K, d)).astype(dtype)
     b = rng.standard_normal(K)
-    ref = reference(X, y, K, W, b)
+    return X, y, W, b, reference(X, y, K, W, b)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
+def test_every_measure_matches_brute_force(dtype, rtol):
+    X, y, W, b, ref = brute_force_problem(dtype, seed=0)
+    K = W.shape[0]
     stats, report = measured(X, y, K, W, b, batch=17)
     assert_close(stats.means.numpy(), ref["means"], rtol)
     assert_close(stats.within_cov.numpy(), ref["within"], rtol)
@@ -153,7 +167,7 @@ def simplex_etf(K, d, rng, scale=2.0):
     return scale * np.sqrt(K / (K - 1)) * (np.eye(K) - 1.0 / K) @ basis.T, basis
 
 
-def test_collapsed_etf_gives_zero():
+def test_collapsed_etf_gives_zero(passes):
     rng = np.random.default_rng(3)
     K, d = 4, 7
     means, basis = simplex_etf(K, d, rng)
@@ -165,8 +179,10 @@ def test_collapsed_etf_gives_zero():
     stats = M.FeatureStats(K, d).update(X, y)
     rate = M.nc4(X, X @ W.T, stats.means)
     report = M.collapse_report(stats, W, np.zeros(K), nc4=rate).as_dict()
+    from_features = M.collapse_report_from_features(X, y, W, np.zeros(K), X @ W.T).as_dict()
     for name in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h", "equinorm_w",
                  "equiangularity_h", "equiangularity_w", "b_norm"):
+        assert abs(from_features[name]) < 1e-12, name
         assert abs(report[name]) < 1e-12, name
     assert report["h_norm"] == pytest.approx(2.0)
     assert report["w_norm"] == pytest.approx(6.0)
@@ -280,26 +296,12 @@ def from_features(features, labels, W, b):
     return M.collapse_report_from_features(features, labels, W, b, logits).as_dict()
 
 
-@pytest.fixture(params=["numpy", "torch"])
-def passes(request, monkeypatch):
-    """Run collapse_report_from_features' passes in NumPy (the CPU path) or in torch (the path of
-    other devices, here on CPU tensors)."""
-    monkeypatch.setattr(M, "_numpy_passes", lambda x: request.param == "numpy")
-    return request.param
-
-
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
 @pytest.mark.parametrize("block", [None, 7])
 def test_report_from_features_matches_brute_force(dtype, rtol, block, passes, monkeypatch):
     if block is not None:  # 7 float64 elements a block: one row at a time, exercising the loop
         monkeypatch.setattr(M, "_BLOCK_ELEMENTS", block)
-    rng = np.random.default_rng(10)
-    K, d = 4, 6
-    X, y = mixture(rng, K, d, offset=3.0)
-    X = X.astype(dtype)
-    W = rng.standard_normal((K, d)).astype(dtype)
-    b = rng.standard_normal(K)
-    ref = reference(X, y, K, W, b)
+    X, y, W, b, ref = brute_force_problem(dtype, seed=10)
     report = from_features(X, y, W, b)
     for name in MEASURES:
         assert report[name] == pytest.approx(ref[name], rel=rtol, abs=1e-14), name
@@ -316,19 +318,6 @@ def test_report_from_features_equals_streaming_statistics(K, d, offset, passes):
     report = from_features(X, y, W, b)
     for name in MEASURES:
         assert report[name] == pytest.approx(streamed[name], rel=1e-8, abs=1e-14), name
-
-
-def test_report_from_features_of_a_collapsed_etf_is_zero(passes):
-    rng = np.random.default_rng(3)
-    K, d = 4, 7
-    means, basis = simplex_etf(K, d, rng)
-    offset = rng.standard_normal(d)
-    offset -= basis @ (basis.T @ offset)  # orthogonal to the means, so W ignores it
-    y = np.repeat(np.arange(K), [3, 5, 2, 9])
-    X = means[y] + 10 * offset
-    report = M.collapse_report_from_features(X, y, 3.0 * means, np.zeros(K), X @ means.T).as_dict()
-    for name in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h", "equinorm_w"):
-        assert abs(report[name]) < 1e-12, name
 
 
 def test_report_from_features_without_optionals_and_coincident_means(passes):
