@@ -555,13 +555,8 @@ def nearest_mean_predictions(features, means) -> torch.Tensor:
         raise ValueError(f"features must have shape (N, {m.shape[1]}) to match means, got {tuple(x.shape)}")
     x = x.to(m.device, torch.float64)
     check_finite(x, "features")
-    return _nearest_means(x, m)
-
-
-def _nearest_means(x: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """argmin_k ‖x_n − μ_k‖ for float64 rows x, as in :func:`nearest_mean_predictions`."""
-    centre = means.mean(0)
-    m = means - centre
+    centre = m.mean(0)
+    m = m - centre
     scores = (x - centre) @ m.T - 0.5 * (m * m).sum(1)
     return scores.argmax(1)
 
