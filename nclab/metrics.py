@@ -786,8 +786,8 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
         raise ValueError(f"labels have no samples of class(es) {empty}; class means and NC1 need "
                          "samples of every class")
 
-    # The passes run in NumPy on the CPU (its BLAS multiplies float64 matrices several times
-    # faster than torch's there) and in torch on other devices; the code is the same.
+    # The passes run in NumPy on the CPU (there its BLAS multiplies these float64 matrices two
+    # to three times faster than torch) and in torch on other devices; the code is the same.
     if _numpy_passes(x):
         x = (x if x.dtype in (torch.float32, torch.float64) else x.float()).numpy()
         y, counts = y.numpy(), counts.numpy()
