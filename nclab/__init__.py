@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "metrics", "calibration", "ufm", "hessian", "data", "models",
-    "train", "runs", "plots", "widgets",
+    "train", "runs", "stats", "plots", "widgets",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

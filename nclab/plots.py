@@ -27,6 +27,7 @@ from scipy.stats import spearmanr
 from .calibration import accuracy, ece, fit_temperature, prediction_entropy, reliability_bins
 from .metrics import FeatureStats, nc1
 from .runs import SWEEP_DELTAS, Outputs
+from .stats import Paired, paired
 from .train import RunResult
 
 __all__ = ["training_curves", "nc1_vs_nc2", "delta_summary", "delta_label",
@@ -220,7 +221,11 @@ def _by_delta(results) -> dict[float, list[RunResult]]:
     groups: dict[float, list[RunResult]] = defaultdict(list)
     for r in _check_results(results):
         groups[r.config.delta].append(r)
-    return dict(sorted(groups.items()))
+    return {d: sorted(runs, key=lambda r: r.config.seed) for d, runs in sorted(groups.items())}
+
+
+def _seeds(groups: dict[float, list[RunResult]]) -> dict[str, list[int]]:
+    return {delta_label(d): [r.config.seed for r in runs] for d, runs in groups.items()}
 
 
 def _sweep_colours(deltas) -> dict[float, tuple]:
@@ -709,10 +714,12 @@ class Table:
     ----------
     title : printed above the table
     values : row label -> column label -> array of one value per seed (NaN: not reached)
+    seeds : row label -> the seeds of its values, in order (None: rows are aligned by position)
     """
 
     title: str
     values: dict[str, dict[str, np.ndarray]]
+    seeds: dict[str, list[int]] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -737,36 +744,36 @@ class Table:
     def __repr__(self) -> str:
         return str(self)
 
-    def compare(self, row: str, reference: str) -> dict[str, str]:
-        """How ``row`` compares with ``reference`` in each column, seed by seed.
+    def compare(self, row: str, reference: str, confidence: float = 0.95) -> dict[str, Paired]:
+        """How ``row`` compares with ``reference`` in each column, paired seed by seed.
 
-        "lower in every seed" when each of row's values is below each of reference's (with
-        three seeds against three, a one-sided permutation test's smallest p-value, 1/20),
-        "higher in every seed" for the reverse, else "overlapping". Runs that never reached a
-        threshold (NaN) count as larger than any value.
+        The i-th value of each row belongs to the i-th seed (runs of one seed share their
+        initialization and batch order), so each column gives one :class:`nclab.stats.Paired`:
+        the mean of the differences row − reference with a paired-t interval, the sign-test
+        p-value, and the verdict "lower", "higher" (the interval excludes 0) or "not separated".
+        A seed without a value on either side (NaN: a threshold never reached) is left out.
         """
         for label in (row, reference):
             if label not in self.values:
                 raise ValueError(f"row must be one of {', '.join(self.values)}; got {label!r}")
-        result = {}
-        for column in self.columns:
-            a = np.nan_to_num(self.values[row][column], nan=np.inf)
-            b = np.nan_to_num(self.values[reference][column], nan=np.inf)
-            if a.max() < b.min():
-                result[column] = "lower in every seed"
-            elif a.min() > b.max():
-                result[column] = "higher in every seed"
-            else:
-                result[column] = "overlapping"
-        return result
+        if self.seeds is not None and self.seeds[row] != self.seeds[reference]:
+            raise ValueError(f"rows {row!r} and {reference!r} hold different seeds "
+                             f"({self.seeds[row]} and {self.seeds[reference]}): they cannot be paired")
+        return {column: paired(self.values[row][column], self.values[reference][column], confidence)
+                for column in self.columns}
 
     def verdicts(self, reference: str) -> str:
-        """:meth:`compare` of every other row with ``reference``, as a printable grid."""
-        short = {"lower in every seed": "lower", "higher in every seed": "higher", "overlapping": "overlap"}
-        cells = {label: {c: short[v] for c, v in self.compare(label, reference).items()}
+        """:meth:`compare` of every other row with ``reference``, as a printable grid.
+
+        Each cell: the verdict, then the mean paired difference and its 95% interval.
+        """
+        short = {"lower": "lower", "higher": "higher", "not separated": "n.s."}
+        cells = {label: {c: f"{short[v.verdict]} {v.mean:+.2g} [{v.low:+.2g}, {v.high:+.2g}]"
+                         for c, v in self.compare(label, reference).items()}
                  for label in self.values if label != reference}
-        return _grid(f"against {reference}, seed by seed (lower/higher: in every seed; overlap: not separated)",
-                     cells)
+        n = len(next(iter(self.values[reference].values())))
+        return _grid(f"row − {reference}, paired over {n} seeds: verdict, mean difference [95% CI] "
+                     "(n.s.: the interval contains 0)", cells)
 
 
 def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 78) -> str:
@@ -909,7 +916,7 @@ def threshold_table(results, thresholds: dict) -> Table:
     values = {delta_label(d): {f"{key} ≤ {t:.3g}": np.array([first_epoch_at_or_below(r, key, t) for r in runs])
                                for key, t in pairs}
               for d, runs in groups.items()}
-    return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values)
+    return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values, _seeds(groups))
 
 
 def final_table(results, keys) -> Table:
@@ -920,7 +927,7 @@ def final_table(results, keys) -> Table:
         raise ValueError("keys must name at least one history field")
     values = {delta_label(d): {key: np.array([r.series(key)[-1] for r in runs]) for key in keys}
               for d, runs in groups.items()}
-    return Table("final epoch (mean ± std over seeds)", values)
+    return Table("final epoch (mean ± std over seeds)", values, _seeds(groups))
 
 
 def matched_nc2_table(results, levels) -> Table:
@@ -931,7 +938,7 @@ def matched_nc2_table(results, levels) -> Table:
     for d, runs in groups.items():
         per_run = np.array([nc2_at_nc1(r, levels) for r in runs])
         values[delta_label(d)] = {f"NC1 = {level:.3g}": per_run[:, k] for k, level in enumerate(levels)}
-    return Table("NC2 (W M̃ᵀ) when NC1 first reaches the level (mean ± std over seeds)", values)
+    return Table("NC2 (W M̃ᵀ) when NC1 first reaches the level (mean ± std over seeds)", values, _seeds(groups))
 
 
 def calibration_table(val_by_delta, test_by_delta, n_bins: int = 20) -> Table:
@@ -1028,7 +1035,7 @@ def collapse_calibration_table(results, skip: float = 0.1) -> Table:
             rows["ρ(NC1, ECE)"].append(spearmanr(r.series("nc1")[start:], ece_series).statistic)
             rows["ρ(norms, ECE)"].append(spearmanr(norms, ece_series).statistic)
         values[delta_label(d)] = {k: np.array(v, float) for k, v in rows.items()}
-    return Table("Spearman rank correlation over training (mean ± std over seeds)", values)
+    return Table("Spearman rank correlation over training (mean ± std over seeds)", values, _seeds(groups))
 
 
 # --- Theory figures (chapters 6-8) ---

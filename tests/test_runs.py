@@ -96,3 +96,33 @@ def test_load_results_errors(tmp_path):
         runs.load_results(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         runs.load_results(tmp_path)
+
+
+@pytest.mark.slow
+def test_parallel_sweep_equals_sequential_sweep(tmp_path, monkeypatch):
+    """Two worker processes give the same histories as one process, run after run."""
+    configs = runs.grid("quick", deltas=(0.0, 0.1), seeds=(0, 1), epochs=3, width=32)
+    results = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / f"workers{workers}"))
+        results[workers] = runs.sweep(configs, progress=False, workers=workers)
+        assert [(r.config.delta, r.config.seed) for r in results[workers]] == [(c.delta, c.seed) for c in configs]
+    for one, two in zip(results[1], results[2]):
+        for a, b in zip(one.history, two.history):
+            assert {k: v for k, v in a.items() if not k.startswith("time_")} == \
+                   {k: v for k, v in b.items() if not k.startswith("time_")}
+    # A second call reads the cache: nothing is trained again.
+    again = runs.sweep(configs, progress=False, workers=2)
+    assert [r.history for r in again] == [r.history for r in results[2]]
+
+
+def test_sweep_rejects_bad_workers(cache, monkeypatch):
+    with pytest.raises(ValueError, match="workers"):
+        runs.sweep([_tiny()], workers=0)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        runs.sweep([{"delta": 0.1}])
+    monkeypatch.setenv("NCLAB_WORKERS", "two")
+    with pytest.raises(ValueError, match="NCLAB_WORKERS"):
+        runs.default_workers()
+    monkeypatch.setenv("NCLAB_WORKERS", "3")
+    assert runs.default_workers() == 3
