@@ -9,6 +9,8 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
 - :mod:`nclab.data`, :mod:`nclab.models`, :mod:`nclab.train`, :mod:`nclab.runs` training runs
+- :mod:`nclab.stats` paired verdicts with intervals; :mod:`nclab.evidence` the numbers and claims
+  of chapters 2-5
 - :mod:`nclab.plots`, :mod:`nclab.widgets` the book's figures and live delta explorers
 
 Submodules are imported on first use, so ``import nclab as nc`` is quick and
@@ -23,7 +25,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "metrics", "calibration", "ufm", "hessian", "data", "models",
-    "train", "runs", "stats", "plots", "widgets",
+    "train", "runs", "stats", "plots", "evidence", "widgets",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -1,0 +1,367 @@
+"""What chapters 2-5 conclude from the book's sweep: the numbers and verdicts their prose quotes, and the claims it guards.
+
+Each chapter function turns the runs of :func:`nclab.runs.book_sweep` into an :class:`Evidence`:
+
+- ``texts``: every number and verdict the chapter's prose quotes, as short text, inserted with
+  myst-nb's ``glue`` (:meth:`Evidence.glue`) so the prose shows what *this* run of the book
+  computed, on this machine;
+- ``claims``: the statements the prose makes in plain words, each with whether it holds. They are
+  chosen to hold with a wide margin wherever the book is built: a statement whose margin is
+  comparable to the spread across seeds or across floating-point paths is not a claim but a glued
+  verdict ("not separated" or not). :meth:`Evidence.check` stops a build whose text no longer
+  matches, and the test suite re-runs the sweep under other floating-point paths and checks the
+  same claims.
+
+Verdicts are paired by seed with a 95% interval (:func:`nclab.stats.paired`).
+
+Example
+-------
+>>> results = nc.runs.book_sweep()                     # doctest: +SKIP
+>>> evidence = nc.evidence.chapter3(results)           # doctest: +SKIP
+>>> evidence.glue(); evidence.check()                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from . import plots, stats
+from .runs import SWEEP_DELTAS, select
+from .train import RunResult
+
+__all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
+           "CHAPTER3_DELTAS"]
+
+CHAPTER3_DELTAS = (0.0, 0.05, 0.3)   # CE, the paper's δ, and a strong δ
+
+
+class Text(str):
+    """A string that displays without quotes (so that ``{glue:text}`` inserts it as plain words)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass
+class Evidence:
+    """The glued texts and the guarded claims of one chapter.
+
+    Attributes
+    ----------
+    chapter : e.g. "chapter 3"
+    texts : glue name -> text the prose quotes
+    claims : a statement of the prose, in words -> whether it holds for these runs
+    """
+
+    chapter: str
+    texts: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, bool] = field(default_factory=dict)
+
+    def glue(self) -> None:
+        """Make every text available to the page's ``{glue:text}`` roles (no-op outside myst-nb)."""
+        try:
+            from myst_nb import glue
+        except ImportError:          # e.g. Colab: the roles are not rendered there anyway
+            return
+        for name, text in self.texts.items():
+            glue(name, Text(text), display=False)
+
+    def failed(self) -> list[str]:
+        """The claims that do not hold."""
+        return [claim for claim, holds in self.claims.items() if not holds]
+
+    def check(self) -> None:
+        """Raise AssertionError naming every claim of the prose that these runs contradict."""
+        failed = self.failed()
+        if failed:
+            raise AssertionError(f"{self.chapter}: the text no longer matches the runs; these claims fail:\n- "
+                                 + "\n- ".join(failed))
+
+    def __str__(self) -> str:
+        lines = [f"{self.chapter}: {len(self.texts)} glued texts, {len(self.claims)} claims "
+                 f"({len(self.failed())} failing)"]
+        lines += [f"  {name}: {text}" for name, text in self.texts.items()]
+        lines += [f"  [{'ok' if holds else 'FAILS'}] {claim}" for claim, holds in self.claims.items()]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit: str = "",
+             pairs: str = "seeds") -> str:
+    """A paired verdict in words, with its interval and sign test.
+
+    Parameters
+    ----------
+    p : the comparison
+    words : the words for a negative and a positive difference, e.g. ("earlier", "later")
+    unit : appended to the mean difference, e.g. " epochs"
+    pairs : what a pair is, e.g. "seeds" or "runs"
+
+    Examples
+    --------
+    >>> describe(stats.paired([1.0, 2.0, 3.0], [2.0, 3.1, 3.9]))
+    'lower (mean difference -1, 95% CI [-1.2, -0.75]; lower in 3 of 3 seeds, sign test p = 0.25)'
+    """
+    word = {"lower": words[0], "higher": words[1]}.get(p.verdict, "not separated")
+    return (f"{word} (mean difference {p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}]; "
+            f"{words[0]} in {p.lower_in} of {p.n} {pairs}, sign test p = {p.p_sign:.2g})")
+
+
+def _key(delta: float) -> str:
+    """A glue-name fragment for δ: 0.05 -> "005", 0.3 -> "03"."""
+    return f"{delta:g}".replace(".", "")
+
+
+def _count(verdicts, word: str) -> int:
+    return sum(v.verdict == word for v in verdicts)
+
+
+# Chapter 2 ------------------------------------------------------------------------------------
+
+def chapter2(results: list[RunResult]) -> Evidence:
+    """Collapse of the cross-entropy runs from the first to the last logged epoch."""
+    ce = select(results, 0.0)
+    table = plots.collapse_table(ce)
+    first, last = table.columns
+    values = table.values
+    keys = [k for k in values if k not in ("w_norm", "h_norm")]
+    fell = [k for k in keys if (values[k][last] <= values[k][first]).all()]
+    ratio = {k: float((values[k][first] / values[k][last]).mean()) for k in ("nc1", "nc2_wh", "nc3")}
+    equinorm = stats.paired(values["equinorm_w"][last], values["equinorm_h"][last])
+    ev = Evidence("chapter 2")
+    ev.texts = {
+        "ch2_seeds": str(len(ce)),
+        "ch2_fell": ", ".join(fell) if fell else "none",
+        "ch2_not_fell": ", ".join(k for k in keys if k not in fell) or "none",
+        "ch2_nc1_ratio": f"{ratio['nc1']:.3g}",
+        "ch2_nc2_ratio": f"{ratio['nc2_wh']:.3g}",
+        "ch2_nc3_ratio": f"{ratio['nc3']:.3g}",
+        "ch2_equinorm": describe(equinorm),
+    }
+    ev.claims = {
+        "NC1 and all three forms of NC2 and NC3 fell from the first to the last logged epoch in every seed":
+            all(k in fell for k in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3")),
+        "NC1 falls by a much larger factor (over 3x) than NC2 and NC3":
+            ratio["nc1"] > 3 * max(ratio["nc2_wh"], ratio["nc3"]),
+        "the classifier rows end closer to equal norms than the class means (paired)":
+            equinorm.verdict == "lower",
+        "none of the measures gets close to 0 (NC2 and NC3 stay above 0.02)":
+            min(values["nc2_wh"][last].min(), values["nc3"][last].min()) > 0.02,
+    }
+    return ev
+
+
+# Chapter 3 ------------------------------------------------------------------------------------
+
+def chapter3_tables(results: list[RunResult]):
+    """The two tables of chapter 3: epochs to thresholds, and final values (CE, δ = 0.05, δ = 0.3)."""
+    compared = select(results, CHAPTER3_DELTAS)
+    thresholds = {"train_error": 0.0,
+                  "nc1": plots.common_levels(compared, "nc1", 2),
+                  "nc2_wh": plots.common_levels(compared, "nc2_wh", 2)}
+    speed = plots.threshold_table(compared, thresholds)
+    ends = plots.final_table(compared, ["train_error", "test_error", "train_loss", "nc1", "nc2_wh", "nc3",
+                                        "w_norm", "h_norm"])
+    return compared, speed, ends
+
+
+def chapter3(results: list[RunResult]) -> Evidence:
+    """CE against LS (δ = 0.05 and 0.3) over the epochs: how fast, and where they end."""
+    compared, speed, ends = chapter3_tables(results)
+    ev = Evidence("chapter 3")
+    fast = {d: speed.compare(plots.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
+    end = {d: ends.compare(plots.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
+    zero, nc1_high, nc1_low, nc2_high, nc2_low = speed.columns
+    names = {zero: "zero", nc1_high: "nc1_high", nc1_low: "nc1_low", nc2_high: "nc2_high", nc2_low: "nc2_low"}
+    for d in CHAPTER3_DELTAS[1:]:
+        for column, name in names.items():
+            ev.texts[f"ch3_{name}_{_key(d)}"] = describe(fast[d][column], ("earlier", "later"), " epochs")
+        for key, p in end[d].items():
+            ev.texts[f"ch3_end_{key}_{_key(d)}"] = describe(p)
+    comparisons = sum(len(v) for v in fast.values()) + sum(len(v) for v in end.values())
+    zero_epochs = np.concatenate([speed.values[label][zero] for label in speed.values])
+    setup = compared[0].config
+    strong = stats.paired(ends.values["LS δ=0.3"]["nc1"], ends.values["LS δ=0.05"]["nc1"])
+    ev.texts.update({
+        "ch3_seeds": str(len(select(results, 0.0))),
+        "ch3_comparisons": str(comparisons),
+        "ch3_chance": f"{0.05 * comparisons:.2g}",
+        "ch3_zero_latest": f"{np.nanmax(zero_epochs):g}",
+        "ch3_epochs": str(setup.epochs),
+        "ch3_nc1_strong_vs_paper": describe(strong),
+    })
+    ev.claims = {
+        "every run reaches zero training error within the first quarter of training":
+            bool(np.isfinite(zero_epochs).all() and zero_epochs.max() <= setup.epochs / 4),
+        "both LS settings reach both NC2 levels earlier than CE (paired)":
+            all(fast[d][c].verdict == "lower" for d in fast for c in (nc2_high, nc2_low)),
+        "δ = 0.3 reaches the lower NC1 level earlier than CE (paired)": fast[0.3][nc1_low].verdict == "lower",
+        "NC1, NC2 and both norms end lower with both LS settings (paired)":
+            all(end[d][k].verdict == "lower" for d in end for k in ("nc1", "nc2_wh", "w_norm", "h_norm")),
+        "the training loss ends higher with LS (its optimum is not 0)":
+            all(end[d]["train_loss"].verdict == "higher" for d in end),
+        "NC3 ends higher with δ = 0.3 than with CE (paired)": end[0.3]["nc3"].verdict == "higher",
+        "NC1 ends lower with δ = 0.3 than with δ = 0.05 (paired)": strong.verdict == "lower",
+    }
+    return ev
+
+
+# Chapter 4 ------------------------------------------------------------------------------------
+
+def chapter4_tables(results: list[RunResult]):
+    """The tables of chapter 4: NC2 at four common NC1 levels, and the final values, every δ."""
+    levels = plots.common_levels(results, "nc1", 4)
+    matched = plots.matched_nc2_table(results, levels)
+    ends = plots.final_table(results, ["test_error", "nc1", "nc2_wh", "nc3", "w_norm", "h_norm"])
+    return levels, matched, ends
+
+
+def chapter4(results: list[RunResult]) -> Evidence:
+    """NC2 at equal NC1, and every measure against δ."""
+    levels, matched, ends = chapter4_tables(results)
+    labels = [plots.delta_label(d) for d in sorted({r.config.delta for r in results})]
+    ls = labels[1:]
+    versus = {label: matched.compare(label, "CE") for label in ls}
+    upper, lowest = matched.columns[:-1], matched.columns[-1]
+    ev = Evidence("chapter 4")
+    cells = [versus[label][c] for label in ls for c in matched.columns]
+    at_lowest = [versus[label][lowest] for label in ls]
+    ev.texts.update({
+        "ch4_seeds": str(len(select(results, 0.0))),
+        "ch4_matched_lower": f"{_count(cells, 'lower')} of {len(cells)}",
+        "ch4_matched_lowest": f"{_count(at_lowest, 'lower')} of {len(at_lowest)}",
+        "ch4_matched_005_lowest": describe(versus["LS δ=0.05"][lowest]),
+        "ch4_matched_005_upper": describe(versus["LS δ=0.05"][upper[0]]),
+    })
+    end_versus = {label: ends.compare(label, "CE") for label in ls}
+    for key in ends.columns:
+        verdicts = [end_versus[label][key] for label in ls]
+        ev.texts[f"ch4_end_{key}"] = (f"lower in {_count(verdicts, 'lower')}, higher in "
+                                      f"{_count(verdicts, 'higher')}, not separated in "
+                                      f"{_count(verdicts, 'not separated')} of the {len(ls)} LS settings")
+    trend = {}
+    for key in ends.columns:
+        steps = np.sign(np.diff([ends.mean(label, key) for label in labels]))
+        trend[key] = ("falls at every step of δ" if (steps < 0).all() else
+                      "rises at every step of δ" if (steps > 0).all() else "is not monotone in δ")
+        ev.texts[f"ch4_trend_{key}"] = trend[key]
+    strongest = {key: stats.paired(ends.values[labels[-1]][key], ends.values["LS δ=0.05"][key])
+                 for key in ("nc1", "nc2_wh")}
+    ev.texts["ch4_nc1_strongest"] = describe(strongest["nc1"])
+    ev.texts["ch4_nc2_strongest"] = describe(strongest["nc2_wh"])
+    ev.texts["ch4_largest"] = f"{SWEEP_DELTAS[-1]:g}"
+    ev.claims = {
+        "at every common NC1 level but the lowest, every LS setting has lower NC2 than CE (paired)":
+            all(versus[label][c].verdict == "lower" for label in ls for c in upper),
+        "at every common NC1 level, the mean NC2 of δ = 0.05 is below that of CE":
+            all(matched.mean("LS δ=0.05", c) < matched.mean("CE", c) for c in matched.columns),
+        "both norms fall at every step of δ": trend["w_norm"] == trend["h_norm"] == "falls at every step of δ",
+        "NC1 and NC2 end lower with the largest δ than with δ = 0.05 (paired)":
+            all(p.verdict == "lower" for p in strongest.values()),
+        "every LS setting ends with lower NC1, NC2 and norms than CE (paired)":
+            all(end_versus[label][k].verdict == "lower" for label in ls for k in ("nc1", "nc2_wh", "w_norm", "h_norm")),
+        "NC3 ends higher than CE for δ ≥ 0.1 (paired)":
+            all(end_versus[label]["nc3"].verdict == "higher" for label in ls[1:]),
+    }
+    return ev
+
+
+# Chapter 5 ------------------------------------------------------------------------------------
+
+def across_runs(results: list[RunResult], x: str = "nc1", y: str = "test_ece"):
+    """Spearman's ρ between two final-epoch measures across the runs, with δ held fixed (chapter 5).
+
+    Within each δ, both measures are replaced by their ranks among the seeds of that δ, centred; the
+    pooled ranks are then correlated. Seeds of one δ differ only by their initialization and batch
+    order, so a correlation here is not a correlation with training time or with δ.
+
+    Returns
+    -------
+    scipy's SignificanceResult (statistic, pvalue)
+    """
+    xs, ys = [], []
+    for runs in plots._by_delta(results).values():
+        a = np.array([r.final[x] for r in runs])
+        b = np.array([r.final[y] for r in runs])
+        xs.append(np.argsort(np.argsort(a)) - (len(a) - 1) / 2)
+        ys.append(np.argsort(np.argsort(b)) - (len(b) - 1) / 2)
+    return spearmanr(np.concatenate(xs), np.concatenate(ys))
+
+
+def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, entropies=None,
+             correlations=None) -> Evidence:
+    """Calibration across δ: raw and scaled ECE, fitted temperatures, entropy, and the link to collapse.
+
+    Parameters
+    ----------
+    results : the book's sweep
+    val, test : :func:`nclab.runs.outputs_by_delta` of the validation and test splits
+    calibration, entropies, correlations : the chapter's tables, when already computed
+    """
+    calibration = calibration or plots.calibration_table(val, test, n_bins=20)
+    entropies = entropies or plots.entropy_table(test)
+    correlations = correlations or plots.collapse_calibration_table(results)
+    rows = calibration.values
+    labels = list(rows)
+    ls = labels[1:]
+    versus = {label: calibration.compare(label, "CE") for label in ls}
+    ev = Evidence("chapter 5")
+    raw = [versus[label]["ECE"] for label in ls]
+    scaled = [versus[label]["ECE, T from val"] for label in ls]
+    ev.texts.update({
+        "ch5_seeds": str(len(rows["CE"]["ECE"])),
+        "ch5_ce_gap": f"{rows['CE']['confidence − accuracy'].mean():+.3f}",
+        "ch5_ce_T": f"{rows['CE']['T from val'].mean():.2f}",
+        "ch5_raw_higher": f"{_count(raw, 'higher')} of {len(raw)}",
+        "ch5_scaled_005": describe(versus["LS δ=0.05"]["ECE, T from val"]),
+        "ch5_scaled_summary": (f"lower in {_count(scaled, 'lower')}, higher in {_count(scaled, 'higher')} and "
+                               f"not separated in {_count(scaled, 'not separated')} of the {len(scaled)} LS settings"),
+        "ch5_scaled_fraction": f"{max(calibration.mean(l, 'ECE, T from val') / calibration.mean(l, 'ECE') for l in labels):.2g}",
+    })
+    # Fitting on the test set, the only change: the same grid search on validation against on test.
+    optimism = np.concatenate([rows[label]["ECE, grid T from val"] - rows[label]["ECE, T from test"] for label in labels])
+    gap = stats.paired(np.concatenate([rows[label]["ECE, T from test"] for label in labels]),
+                       np.concatenate([rows[label]["ECE, grid T from val"] for label in labels]))
+    ev.texts["ch5_optimism"] = describe(gap, pairs="runs")
+    ev.texts["ch5_optimism_share"] = f"{np.mean(optimism / np.concatenate([rows[l]['ECE, grid T from val'] for l in labels])):.0%}"
+    # How much of an ECE is the luck of the test split: bootstrap over test samples.
+    for d, label in ((0.0, "CE"), (0.05, "LS δ=0.05")):
+        outs = test[d]
+        value, low, high = stats.ece_interval([o.logits for o in outs], outs[0].labels, n_bins=20)
+        ev.texts[f"ch5_ece_{_key(d)}"] = f"{value:.3f} (95% bootstrap interval over test samples [{low:.3f}, {high:.3f}])"
+        temps = rows[label]["T from val"]
+        value, low, high = stats.ece_interval([o.logits for o in outs], outs[0].labels, n_bins=20,
+                                              temperatures=temps)
+        ev.texts[f"ch5_ece_scaled_{_key(d)}"] = f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    entropy_versus = {label: entropies.compare(label, "CE") for label in ls}
+    ev.texts["ch5_entropy_incorrect"] = ", ".join(
+        f"{label}: {entropy_versus[label]['incorrect'].verdict}" for label in ls)
+    rho_nc1 = [correlations.mean(label, "ρ(NC1, ECE)") for label in labels]
+    rho_norms = [correlations.mean(label, "ρ(norms, ECE)") for label in labels]
+    ev.texts["ch5_rho_nc1"] = f"{min(rho_nc1):+.2f} to {max(rho_nc1):+.2f}"
+    ev.texts["ch5_rho_norms"] = f"{min(rho_norms):+.2f} to {max(rho_norms):+.2f}"
+    across = across_runs(results)
+    ev.texts["ch5_across"] = f"ρ = {across.statistic:+.2f} (p = {across.pvalue:.2g}, {len(results)} runs)"
+    ev.claims = {
+        "the CE networks are underconfident: confidence below accuracy in every run, fitted T < 1 in every seed":
+            bool((rows["CE"]["confidence − accuracy"] < 0).all() and (rows["CE"]["T from val"] < 1).all()),
+        "every network of the sweep is underconfident": all((rows[l]["confidence − accuracy"] < 0).all() for l in labels),
+        "the raw test ECE rises at every step of δ (means)":
+            bool((np.diff([calibration.mean(l, "ECE") for l in labels]) > 0).all()),
+        "every LS setting has a higher raw ECE than CE (paired)": _count(raw, "higher") == len(raw),
+        "temperature scaling with T from validation cuts every setting's ECE to under a third":
+            all(calibration.mean(l, "ECE, T from val") < calibration.mean(l, "ECE") / 3 for l in labels),
+        "fitted on the test set, the grid search never scores worse on the test set than fitted on validation":
+            bool((optimism >= -1e-9).all()),
+        "wrong answers have higher median entropy than right ones, for every δ":
+            all(entropies.mean(l, "incorrect") > entropies.mean(l, "correct") for l in labels),
+        "LS raises the entropy of the correct predictions, for every δ (paired)":
+            all(entropy_versus[l]["correct"].verdict == "higher" for l in ls),
+        "over training, the test ECE rises with NC1 and falls with the norms (mean ρ signs), for every δ":
+            min(rho_nc1) > 0 and max(rho_norms) < 0,
+    }
+    return ev

@@ -1,0 +1,59 @@
+"""No number that a run produces is typed into the prose of chapters 2-5: it is glued from the computation.
+
+The prose is what is left of a chapter after removing code cells, math, inline code, roles (glue,
+citations, references) and link targets. A digit left there must be part of a name (NC1,
+ResNet18, CIFAR-10), a chapter or section reference, or a list number; anything else is a typed
+number and fails this test, unless it is one of the constants listed in ``ALLOWED``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("0[2-5]_*.md"))
+
+# Constants (not results) written in prose on purpose: the confidence level of every interval and
+# its complement. Keep these lists short.
+EVERYWHERE = {"95%", "5%"}
+ALLOWED: dict[str, set[str]] = {}
+
+
+def prose(text: str) -> str:
+    """The chapter without front matter, code, math, roles and link targets."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)            # front matter
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)                   # code cells and fenced blocks
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)                 # display math
+    text = re.sub(r"\$[^$]+\$", " ", text)                                 # inline math (may wrap)
+    text = re.sub(r"\{[a-z:]+\}`[^`]*`", " ", text)                      # roles: {glue:text}`x`, {cite:p}`x`
+    text = re.sub(r"`[^`]*`", " ", text)                                 # inline code
+    text = re.sub(r"\]\([^)]*\)", "]", text)                             # link targets
+    text = re.sub(r"^:::\{[^}]*\}.*$|^:class:.*$", " ", text, flags=re.M)  # directive lines
+    return text
+
+
+def typed_numbers(text: str) -> list[str]:
+    text = prose(text)
+    text = re.sub(r"^\s*#+ \d+(\.\d+)*\.?", " ", text, flags=re.M)       # heading numbers
+    text = re.sub(r"^\s*\d+\. ", " ", text, flags=re.M)                  # numbered lists
+    text = re.sub(r"\b[Cc]hapters? \d+(\s*(–|-|and|or|,|to)\s*\d+)*", " ", text)   # chapter references
+    text = re.sub(r"\b(Theorem|Figure|Section|Question)s? \d+", " ", text)  # numbered references
+    text = re.sub(r"\b[A-Za-z][A-Za-z_]*[-_]?\d+\w*", " ", text)         # names: NC1, ResNet18, CIFAR-10
+    return [n.rstrip(".,") for n in re.findall(r"(?<![\w.])[−-]?\d[\d.,/%]*", text)]
+
+
+def test_the_scanner_finds_typed_numbers_and_ignores_the_rest():
+    sample = ("---\nfront: 1\n---\n# 3. Title\nNC1 fell by 32.7 in chapter 6, as $K = 10$ and "
+              "{glue:text}`ch3_x` say; `0.5` and\n```{code-cell}\nx = 3\n```\n1. A question with 0.25.\n")
+    assert typed_numbers(sample) == ["32.7", "0.25"]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_no_typed_result_numbers_in_the_prose(md):
+    found = [n for n in typed_numbers(md.read_text()) if n not in EVERYWHERE | ALLOWED.get(md.stem, set())]
+    assert not found, (f"{md.name}: numbers typed into the prose: {found}. Glue them from the "
+                       "computation ({glue:text}`name`), write constants as math, or list a true "
+                       "constant in ALLOWED")
