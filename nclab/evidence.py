@@ -90,25 +90,22 @@ class Evidence:
     __repr__ = __str__
 
 
-def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit: str = "",
-             pairs: str = "seeds") -> str:
-    """A paired verdict in words, with its interval and sign test.
+def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit: str = "") -> str:
+    """A paired verdict in words, with the mean difference, its 95% interval and the sign-test p-value.
 
     Parameters
     ----------
     p : the comparison
     words : the words for a negative and a positive difference, e.g. ("earlier", "later")
     unit : appended to the mean difference, e.g. " epochs"
-    pairs : what a pair is, e.g. "seeds" or "runs"
 
     Examples
     --------
     >>> describe(stats.paired([1.0, 2.0, 3.0], [2.0, 3.1, 3.9]))
-    'lower (mean difference -1, 95% CI [-1.2, -0.75]; lower in 3 of 3 seeds, sign test p = 0.25)'
+    'lower (-1, 95% CI [-1.2, -0.75], p = 0.25)'
     """
     word = {"lower": words[0], "higher": words[1]}.get(p.verdict, "not separated")
-    return (f"{word} (mean difference {p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}]; "
-            f"{words[0]} in {p.lower_in} of {p.n} {pairs}, sign test p = {p.p_sign:.2g})")
+    return f"{word} ({p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}], p = {p.p_sign:.2g})"
 
 
 def _key(delta: float) -> str:
@@ -326,7 +323,7 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
     optimism = np.concatenate([rows[label]["ECE, grid T from val"] - rows[label]["ECE, T from test"] for label in labels])
     gap = stats.paired(np.concatenate([rows[label]["ECE, T from test"] for label in labels]),
                        np.concatenate([rows[label]["ECE, grid T from val"] for label in labels]))
-    ev.texts["ch5_optimism"] = describe(gap, pairs="runs")
+    ev.texts["ch5_optimism"] = describe(gap)
     ev.texts["ch5_optimism_share"] = f"{np.mean(optimism / np.concatenate([rows[l]['ECE, grid T from val'] for l in labels])):.0%}"
     # How much of an ECE is the luck of the test split: bootstrap over test samples.
     for d, label in ((0.0, "CE"), (0.05, "LS δ=0.05")):

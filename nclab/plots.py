@@ -401,7 +401,7 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
     colours = _sweep_colours(groups)
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
-    fig = _figure(fig, (3.4 * columns, 3.0 * rows))
+    fig = _figure(fig, (3.4 * columns + (2.2 if len(keys) == 1 else 0), 3.0 * rows))
     axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
     for delta, runs in groups.items():
         epochs = runs[0].epochs
@@ -428,7 +428,11 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
         ax.grid(alpha=0.3)
     for ax in axes[len(keys):]:
         ax.remove()
-    axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8)
+    if len(keys) == 1:   # one panel: the legend beside it, clear of the curves
+        axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))
+    else:
+        axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8)
     return fig
 
 
@@ -773,8 +777,7 @@ class Table:
                          for c, v in self.compare(label, reference).items()}
                  for label in self.values if label != reference}
         n = len(next(iter(self.values[reference].values())))
-        return _grid(f"row − {reference}, paired over {n} seeds: verdict, mean difference [95% CI] "
-                     "(n.s.: the interval contains 0)", cells)
+        return _grid(f"row − {reference}, paired over {n} seeds: verdict, mean [95% CI]", cells)
 
 
 def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 78) -> str:
