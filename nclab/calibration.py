@@ -13,6 +13,7 @@ or NumPy arrays, and compute in float64.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,19 @@ def _binned(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int) -> Rel
     )
 
 
+def _warn_if_probabilities(z: torch.Tensor) -> None:
+    """Warn when the "logits" look like probabilities: every row non-negative and summing to 1.
+
+    The softmax of probabilities is far flatter than the probabilities themselves, so their ECE
+    would be computed for confidences near 1/K: a different, meaningless number. Logits of a
+    network are practically never such rows; it is a warning, not an error, for the rare ones.
+    """
+    if bool((z >= 0).all()) and bool(torch.allclose(z.sum(1), torch.ones((), dtype=z.dtype), rtol=0, atol=1e-6)):
+        warnings.warn("logits look like probabilities (every row is non-negative and sums to 1); pass the "
+                      "logits, or log-probabilities, instead: the softmax is applied here", UserWarning,
+                      stacklevel=3)
+
+
 def reliability_bins(logits, labels, n_bins: int = 15) -> ReliabilityBins:
     """Equal-width confidence bins of a classifier's predictions (chapter 5).
 
@@ -118,8 +132,12 @@ def reliability_bins(logits, labels, n_bins: int = 15) -> ReliabilityBins:
     """
     z, y = _check_pair(logits, labels)
     n_bins = _check_bins(n_bins)
-    probs = torch.softmax(z, dim=1)
-    confidence, predicted = probs.max(dim=1)
+    _warn_if_probabilities(z)
+    return _softmax_bins(z, y, n_bins)
+
+
+def _softmax_bins(z: torch.Tensor, y: torch.Tensor, n_bins: int) -> ReliabilityBins:
+    confidence, predicted = torch.softmax(z, dim=1).max(dim=1)
     return _binned(confidence, (predicted == y).to(torch.float64), n_bins)
 
 
@@ -133,6 +151,8 @@ def ece(logits, labels, n_bins: int = 15) -> float:
     Parameters
     ----------
     logits : array-like of shape (N, K)
+        Logits (or log-probabilities), not probabilities: the softmax is applied here, and
+        rows that are non-negative and sum to 1 draw a warning.
     labels : array-like of shape (N,)
     n_bins : int, default 15
 
@@ -146,7 +166,10 @@ def ece(logits, labels, n_bins: int = 15) -> float:
     >>> round(ece([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]], [0, 0, 0], n_bins=2), 4)
     0.1881
     """
-    return reliability_bins(logits, labels, n_bins).ece
+    z, y = _check_pair(logits, labels)
+    n_bins = _check_bins(n_bins)
+    _warn_if_probabilities(z)
+    return _softmax_bins(z, y, n_bins).ece
 
 
 def nll(logits, labels) -> float:

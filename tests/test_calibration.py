@@ -1,6 +1,7 @@
 """Calibration measures against loops written here, and temperature recovery on synthetic logits."""
 
 import math
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -149,3 +150,17 @@ def test_bad_options():
         C.fit_temperature(logits, labels, method="brier")
     with pytest.raises(ValueError, match="logits"):
         C.prediction_entropy(np.ones(3))
+
+
+def test_probabilities_instead_of_logits_draw_a_warning():
+    logits, labels = synthetic(np.random.default_rng(2), n=300)
+    probs = torch.softmax(torch.as_tensor(logits), 1).numpy()
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        C.ece(probs, labels)
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        C.reliability_bins(probs, labels)
+    # Log-probabilities are logits up to a per-row shift: same ECE, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert C.ece(np.log(probs), labels) == pytest.approx(C.ece(logits, labels), abs=1e-12)
+        C.ece(np.zeros((4, 2)), [0, 1, 0, 1])  # rows summing to 0, not 1
