@@ -520,17 +520,21 @@ def mean_h_norm(stats: FeatureStats) -> float:
     return float(torch.linalg.vector_norm(_check_stats(stats).centred_means, dim=1).mean())
 
 
-def _predicted_classes(predictions, n: int) -> torch.Tensor:
+def _predicted_classes(predictions, n: int, num_classes: int) -> torch.Tensor:
+    """Class indices in [0, K) from (N,) predictions or (N, K) logits; anything else is a ValueError."""
     p = as_tensor(predictions, "predictions").detach()
     if p.ndim == 2:
+        if p.shape[1] != num_classes:
+            raise ValueError(f"predictions given as logits must have one column per class: expected shape "
+                             f"({n}, {num_classes}), got {tuple(p.shape)}")
         check_finite(p, "predictions")
         p = p.argmax(1)
-    if p.ndim != 1 or p.shape[0] != n or p.is_floating_point():
+    if p.ndim != 1 or p.shape[0] != n or p.is_floating_point() or p.dtype == torch.bool:
         raise ValueError(
-            f"predictions must be {n} class indices or an ({n}, K) array of logits, "
+            f"predictions must be {n} class indices or an ({n}, {num_classes}) array of logits, "
             f"got shape {tuple(p.shape)} and dtype {p.dtype}"
         )
-    return p
+    return check_labels(p, num_classes, "predictions")
 
 
 def nearest_mean_predictions(features, means) -> torch.Tensor:
@@ -568,7 +572,8 @@ def nc4(features, predictions, means) -> float:
     ----------
     features : array-like of shape (N, d)
     predictions : array-like of shape (N,) or (N, K)
-        The network's predicted classes, or its logits (their argmax is taken).
+        The network's predicted classes, integers in [0, K), or its logits, one column per
+        class (their argmax is taken).
     means : array-like of shape (K, d)
         Class means of the training features (``stats.means``).
 
@@ -607,7 +612,7 @@ class NC4Accumulator:
     def update(self, features, predictions) -> NC4Accumulator:
         """Count a batch: features (N×d) with the network's predictions (N,) or logits (N×K); returns self."""
         nearest = nearest_mean_predictions(features, self.means)
-        predicted = _predicted_classes(predictions, nearest.shape[0]).to(nearest.device)
+        predicted = _predicted_classes(predictions, nearest.shape[0], self.means.shape[0]).to(nearest.device)
         self.mismatches += int((predicted != nearest).sum())
         self.total += nearest.shape[0]
         return self
@@ -778,7 +783,7 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
         z = as_tensor(logits, "logits").detach()
         if tuple(z.shape) != (N, K):
             raise ValueError(f"logits must have shape ({N}, {K}) (samples × classes), got {tuple(z.shape)}")
-        predicted = _predicted_classes(z, N).to(x.device)
+        predicted = _predicted_classes(z, N, K).to(x.device)
     check_finite(x, "features")
     counts = torch.bincount(y, minlength=K)
     empty = torch.nonzero(counts == 0).flatten().tolist()

@@ -434,3 +434,16 @@ def test_report_from_features_accepts_half_precision_features():
     actual = M.collapse_report_from_features(half, y, W).as_dict()
     for name in ("nc1", "nc2_h", "nc3", "h_norm"):
         assert actual[name] == pytest.approx(expected[name], rel=1e-12), name
+
+
+def test_nc4_rejects_predictions_outside_the_classes():
+    means = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    features = np.array([[1.0, 0.0], [3.0, 1.0], [0.0, 3.0], [0.5, 0.5]])
+    assert M.nc4(features, [0, 1, 2, 0], means) == 0.0
+    for predictions in ([0, 1, 3, 0], [-1, 1, 2, 0]):
+        with pytest.raises(ValueError, match=r"predictions must lie in \[0, 3\)"):
+            M.nc4(features, predictions, means)
+    with pytest.raises(ValueError, match=r"one column per class: expected shape \(4, 3\), got \(4, 5\)"):
+        M.nc4(features, np.zeros((4, 5)), means)
+    with pytest.raises(ValueError, match="predictions"):
+        M.NC4Accumulator(means).update(features, np.array([True, False, True, False]))
