@@ -362,7 +362,14 @@ class UFM:
             )
 
     def theorem1(self) -> dict[str, float]:
-        """Theorem 1's scalars for this problem: beta, w_norm, h_norm, margin, confidence."""
+        """Theorem 1's scalars for this problem: beta, w_norm, h_norm, margin, confidence.
+
+        Raises
+        ------
+        ValueError if dim < K - 1: the theorem's premise fails, and its numbers would describe a
+        minimizer that does not exist in so few dimensions.
+        """
+        self._require_etf_dim()
         curves = theorem1_curves(self.num_classes, self.per_class, self.lambda_W, self.lambda_H, self.delta)
         return {name: float(value) for name, value in curves.items() if name != "delta"}
 
@@ -370,6 +377,7 @@ class UFM:
         """(s, rho) with W = s J^T and H_bar = rho J at the minimizer, J^T J = I - 11^T/K.
 
         s = ||w_k|| sqrt(K/(K-1)) and rho = ||h_bar_k|| sqrt(K/(K-1)); both 0 when beta >= 1.
+        ValueError if dim < K - 1 (see :meth:`theorem1`).
         """
         K = self.num_classes
         t = self.theorem1()
