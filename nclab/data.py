@@ -229,17 +229,36 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def _torchvision(cls, url: str, name: str, folder: Path, what: str, root: Path, **kwargs):
-    """Construct a torchvision dataset from disk; download only when the host answers."""
+    """Construct a torchvision dataset from disk; download only when its folder is empty and the host answers.
+
+    Files that are present but fail torchvision's checks or parsing (truncated, corrupt, some
+    missing) are a ValueError that says so: downloading over them is not tried, and saying they
+    are absent would be false.
+    """
     try:
         return cls(str(root), download=False, **kwargs)
-    except RuntimeError:  # torchvision's "Dataset not found"
-        pass
+    except Exception as exc:  # noqa: BLE001 - torchvision reports bad files as RuntimeError, AssertionError, ...
+        if _holds_files(folder):
+            if isinstance(exc, RuntimeError):  # "Dataset not found or corrupted. You can use download=True ..."
+                found = "torchvision finds files missing or failing their checksums"
+            else:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                found = f"torchvision's reader raised {type(exc).__name__}{': ' + first if first else ''}"
+            raise ValueError(f"the {name} files in {folder} cannot be read ({found}): they are truncated, "
+                             f"corrupt or incomplete; replace them with {what}") from None
     if not _reachable(url):
         raise _missing(name, folder, what) from None
     try:
         return cls(str(root), download=True, **kwargs)
     except Exception:
         raise _missing(name, folder, what) from None
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(p.is_file() for p in folder.rglob("*"))
+    except OSError:
+        return False
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

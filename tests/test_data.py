@@ -142,3 +142,23 @@ def test_crop_and_flip_matches_a_per_image_loop():
         crop = padded[:, offsets[0, i]:offsets[0, i] + 12, offsets[1, i]:offsets[1, i] + 12]
         expected = crop.flip(-1) if flips[i] else crop
         assert torch.equal(out[i], expected)
+
+
+def test_corrupt_files_are_named_as_corrupt_not_as_missing(tmp_path, monkeypatch):
+    # Any download attempt would be a bug here: the files are present.
+    monkeypatch.setattr(data, "_reachable", lambda url, timeout=3.0: pytest.fail("tried to download"))
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in data._IDX_FILES:
+        (raw / name).write_bytes(b"\x00\x00\x08\x03" + bytes(100))  # an IDX header, then too few bytes
+    with pytest.raises(ValueError, match=f"the mnist files in {raw} cannot be read .*corrupt"):
+        data.load("mnist", "train", root=tmp_path)
+    from torchvision.datasets import CIFAR10
+
+    batches = tmp_path / CIFAR10.base_folder
+    batches.mkdir()
+    for name, _ in CIFAR10.train_list + CIFAR10.test_list:
+        (batches / name).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=f"the cifar10 files in {batches} cannot be read .*checksums") as info:
+        data.load("cifar10", "test", root=tmp_path)
+    assert "is not in" not in str(info.value)
