@@ -126,3 +126,13 @@ def test_sweep_rejects_bad_workers(cache, monkeypatch):
         runs.default_workers()
     monkeypatch.setenv("NCLAB_WORKERS", "3")
     assert runs.default_workers() == 3
+
+
+def test_momentum_and_gamma_outside_their_ranges_are_refused():
+    for momentum in (5, 1.0):
+        with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+            runs.config("quick", momentum=momentum)
+    for gamma in (10, 1.5, 0.0):
+        with pytest.raises(ValueError, match=r"gamma .* must be in \(0, 1\]"):
+            runs.config("quick", gamma=gamma)
+    assert runs.config("quick", momentum=0.0, gamma=1.0).gamma == 1.0
