@@ -117,6 +117,16 @@ def _count(verdicts, word: str) -> int:
     return sum(v.verdict == word for v in verdicts)
 
 
+def _tally(verdicts, what: str = "LS settings") -> str:
+    """How many verdicts went each way, in words: "lower for all 5 LS settings", "lower for 3, ..."."""
+    n = len(verdicts)
+    parts = [(word, _count(verdicts, word)) for word in stats.VERDICTS]
+    parts = [(word, k) for word, k in parts if k]
+    if len(parts) == 1:
+        return f"{parts[0][0]} for all {n} {what}"
+    return ", ".join(f"{word} for {k}" for word, k in parts) + f" of the {n} {what}"
+
+
 # Chapter 2 ------------------------------------------------------------------------------------
 
 def chapter2(results: list[RunResult]) -> Evidence:
@@ -237,9 +247,7 @@ def chapter4(results: list[RunResult]) -> Evidence:
     end_versus = {label: ends.compare(label, "CE") for label in ls}
     for key in ends.columns:
         verdicts = [end_versus[label][key] for label in ls]
-        ev.texts[f"ch4_end_{key}"] = (f"lower in {_count(verdicts, 'lower')}, higher in "
-                                      f"{_count(verdicts, 'higher')}, not separated in "
-                                      f"{_count(verdicts, 'not separated')} of the {len(ls)} LS settings")
+        ev.texts[f"ch4_end_{key}"] = _tally(verdicts)
     trend = {}
     for key in ends.columns:
         steps = np.sign(np.diff([ends.mean(label, key) for label in labels]))
@@ -315,8 +323,7 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
         "ch5_ce_T": f"{rows['CE']['T from val'].mean():.2f}",
         "ch5_raw_higher": f"{_count(raw, 'higher')} of {len(raw)}",
         "ch5_scaled_005": describe(versus["LS δ=0.05"]["ECE, T from val"]),
-        "ch5_scaled_summary": (f"lower in {_count(scaled, 'lower')}, higher in {_count(scaled, 'higher')} and "
-                               f"not separated in {_count(scaled, 'not separated')} of the {len(scaled)} LS settings"),
+        "ch5_scaled_summary": _tally(scaled),
         "ch5_scaled_fraction": f"{max(calibration.mean(l, 'ECE, T from val') / calibration.mean(l, 'ECE') for l in labels):.2g}",
     })
     # Fitting on the test set, the only change: the same grid search on validation against on test.
