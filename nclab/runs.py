@@ -129,34 +129,49 @@ def cache_dir() -> Path:
     return Path("~/.cache/nclab").expanduser()
 
 
-def _key(cfg: TrainConfig) -> str:
-    text = json.dumps({"config": cfg.to_dict(), "nclab": nclab.__version__}, sort_keys=True)
+def _key(cfg: TrainConfig, version: str | None = None) -> str:
+    """12 hex digits of a hash of the config and the nclab version (None: this one) that trains it."""
+    version = nclab.__version__ if version is None else version
+    text = json.dumps({"config": cfg.to_dict(), "nclab": version}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_dir(cfg: TrainConfig) -> Path:
-    """The cache folder of a config (whether or not it has been trained)."""
+def run_dir(cfg: TrainConfig, version: str | None = None) -> Path:
+    """The cache folder of a config (whether or not it has been trained).
+
+    ``version`` is the nclab version the run is trained with (None: this one); each version keeps
+    its own runs. :meth:`nclab.train.RunResult.load` recomputes this name from the config and
+    version stored in a cached ``result.json``, so a result copied into another run's folder is
+    found out.
+    """
     cfg = cfg.validate()
-    name = f"{cfg.dataset}-{cfg.model}-delta{cfg.delta:g}-seed{cfg.seed}-{_key(cfg)}"
+    name = f"{cfg.dataset}-{cfg.model}-delta{cfg.delta:g}-seed{cfg.seed}-{_key(cfg, version)}"
     return cache_dir() / name
 
 
-def get(cfg: TrainConfig, progress: bool = True) -> RunResult:
+def get(cfg: TrainConfig, progress: bool = True, wait: bool = True) -> RunResult:
     """The result of a config: read from the cache, or trained (and cached) when absent.
+
+    A cached result is checked before it is returned: its stored config must be ``cfg`` and its
+    history finished, else a ValueError names what differs. When another process is training the
+    same config, this one waits for its result instead of training it again.
 
     Parameters
     ----------
     cfg : the run's config (e.g. from :func:`config`)
     progress : show progress bars when training
+    wait : when another process is training this config, wait for its result (True) or raise
+        :class:`nclab.train.RunLocked` at once (False)
 
     Returns
     -------
     RunResult
     """
+    cfg = cfg.validate()
     folder = run_dir(cfg)
     if (folder / RESULT).exists():
-        return RunResult.load(folder / RESULT)
-    return train(cfg, run_dir=folder, resume=True, progress=progress)
+        return RunResult.load(folder / RESULT, config=cfg)
+    return train(cfg, run_dir=folder, resume=True, progress=progress, wait=wait)
 
 
 def default_workers() -> int:
@@ -238,7 +253,12 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
 
 
 def load_results(path: str | os.PathLike) -> list[RunResult]:
-    """Finished runs under ``path``: a run folder (or its ``result.json``) or a folder of run folders."""
+    """Finished runs under ``path``: a run folder (or its ``result.json``) or a folder of run folders.
+
+    Every result is checked as :meth:`~nclab.train.RunResult.load` does: one that is not a
+    finished run, or that lies in a cache folder named for another config, is a ValueError
+    naming it. Folders without a ``result.json`` (runs still training) are passed over.
+    """
     path = Path(path)
     if path.is_file() or (path / RESULT).exists():
         return [RunResult.load(path)]

@@ -13,25 +13,38 @@ weights channels-last, and runs the training steps under bf16 autocast; the meas
 float32. Everything also runs on the CPU.
 
 A run directory holds ``checkpoint.pt`` (model, momentum buffers, random states, history, config)
-and, once the run has finished, ``result.json`` (config, history, provenance; plain JSON).
+and, once the run has finished, ``result.json`` (config, history, provenance; plain JSON). One
+process at a time owns a run directory: :func:`train` holds a lock on it (``.lock``, with the
+holder's process id in ``.lock-owner``) while it trains, so two processes asking for the same run
+never train it twice or write over each other's files. Every file is written to a temporary file
+of the writing process, fsynced and renamed over the old one, so a reader always finds a complete
+file and a failed write (a full disk, Ctrl-C) leaves the last good one in place. Whatever is read
+back is checked against the config that asked for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
+import io
 import json
 import math
 import os
 import platform
+import re
+import socket
+import sys
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock, Timeout
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -39,10 +52,12 @@ import nclab
 from . import calibration, data, metrics, models
 from ._checks import check_delta
 
-__all__ = ["TrainConfig", "RunResult", "train", "measure", "sgd_step", "lr_at", "resolve_device"]
+__all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "sgd_step", "lr_at", "resolve_device"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+LOCK = ".lock"  # held (flock) by the process that trains the run
+OWNER = ".lock-owner"  # who holds the lock: read by a process that finds it taken
 ECE_BINS = 20  # the paper's main calibration numbers use 20 equal-width bins
 MEASURE_BATCH_SIZE = 1024
 _CHECKPOINT_FORMAT = "nclab-checkpoint-1"
@@ -251,7 +266,7 @@ def _error(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume: bool = True,
-          progress: bool = True) -> RunResult:
+          progress: bool = True, wait: bool = True) -> RunResult:
     """Train one network and record its collapse, errors and calibration over the epochs.
 
     Each step minimizes the LS loss (``F.cross_entropy(..., label_smoothing=δ)``, chapter 1) with
@@ -259,18 +274,38 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
     wall times ``time_train`` (the epoch's steps), ``time_measure`` (the measurement) and
     ``time_elapsed`` (the run so far, every epoch and checkpoint included).
 
+    With a ``run_dir``, the process first takes the folder's lock, so that one process at a time
+    trains there; another process asking for the same folder waits (or, with ``wait=False``,
+    fails at once naming the holder). Once it holds the lock it looks again: a finished result
+    of this config that appeared meanwhile is returned, not trained a second time.
+
     Parameters
     ----------
     config : the run's :class:`TrainConfig`
-    run_dir : folder for ``checkpoint.pt`` (written after every epoch by atomic replace) and
-        ``result.json`` (at the end); None trains in memory only
-    resume : continue from ``run_dir``'s checkpoint when there is one (it must belong to the same
-        config); False starts afresh and overwrites it
-    progress : tqdm progress bars for epochs and batches (also silenced by ``NCLAB_PROGRESS=0``)
+    run_dir : folder for ``checkpoint.pt`` (written after every epoch: temporary file, fsync,
+        rename) and ``result.json`` (at the end); None trains in memory only
+    resume : continue from ``run_dir``'s checkpoint when there is one, and return its finished
+        result when there is one; False trains this config afresh, replacing its checkpoint and
+        result. Either way, files of another config in ``run_dir`` are an error, never overwritten
+    progress : tqdm progress bars for epochs and batches, and a note when waiting for another
+        process (also silenced by ``NCLAB_PROGRESS=0``)
+    wait : when another process holds ``run_dir``'s lock, wait for it (True) or raise
+        :class:`RunLocked` at once (False)
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    ValueError
+        ``run_dir`` holds a result or checkpoint of another config, or one that cannot be read.
+    RunLocked
+        ``wait=False`` and another process is training in ``run_dir``.
+    OSError
+        ``run_dir`` cannot be created or written (the message names the path).
+    FloatingPointError
+        Training diverged (the network's outputs are no longer finite).
 
     Example
     -------
@@ -280,8 +315,68 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
     """
     config = dataclasses.replace(config).validate()
     show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
-    with _cpu_threads(config.threads):
-        return _train(config, Path(run_dir) if run_dir is not None else None, resume, show)
+    if run_dir is None:
+        with _cpu_threads(config.threads):
+            return _train(config, None, True, show)
+    run_dir = Path(run_dir)
+    with _run_lock(run_dir, wait, show):
+        if (run_dir / RESULT).exists():
+            finished = RunResult.load(run_dir / RESULT, config=config)  # another config's is an error
+            if resume:
+                return finished
+            # Training afresh replaces the result; remove it first, so that it never stands beside
+            # a checkpoint of a half-trained replacement.
+            _remove(run_dir / RESULT)
+        elif not resume:
+            _check_checkpoint_config(run_dir / CHECKPOINT, config)
+        with _cpu_threads(config.threads):
+            return _train(config, run_dir, resume, show)
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the lock of the run folder (raised by :func:`train` with ``wait=False``)."""
+
+
+@contextmanager
+def _run_lock(run_dir: Path, wait: bool, show: bool):
+    """Hold ``run_dir``'s lock for the block, creating the folder first; see :func:`train`."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(run_dir))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _located(exc, run_dir) from None
+    lock = FileLock(str(run_dir / LOCK))
+    try:
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            holder = _lock_holder(run_dir)
+            if not wait:
+                raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish, "
+                                "or use another run folder") from None
+            if show:
+                print(f"{run_dir} is being trained by {holder}; waiting for it to finish", file=sys.stderr)
+            lock.acquire()
+    except OSError as exc:
+        raise _located(exc, run_dir / LOCK) from None
+    try:
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        _write_atomically(run_dir / OWNER, json.dumps(owner).encode())
+        yield
+    finally:
+        _remove(run_dir / OWNER)
+        lock.release()
+
+
+def _lock_holder(run_dir: Path) -> str:
+    """Who holds ``run_dir``'s lock, in words, from the owner file its holder writes."""
+    try:
+        owner = json.loads((run_dir / OWNER).read_text())
+        return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"  # it has the lock but has not written its owner file yet
 
 
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
@@ -341,8 +436,11 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
 
         if epoch % config.log_every == 0 or epoch in (1, config.epochs):
             start = time.perf_counter()
-            record = {"epoch": epoch, "lr": lr,
-                      **measure(model, train_data, val_data, test_data, config.delta)}
+            try:
+                measured = measure(model, train_data, val_data, test_data, config.delta)
+            except FloatingPointError:
+                raise _diverged(epoch, lr) from None
+            record = {"epoch": epoch, "lr": lr, **measured}
             record["time_train"] = time_train
             record["time_measure"] = time.perf_counter() - start
             record["time_elapsed"] = elapsed + time.perf_counter() - epoch_start
@@ -350,12 +448,20 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
             epochs.set_postfix(train_err=f"{record['train_error']:.3f}", nc1=f"{record['nc1']:.3g}")
         elapsed += time.perf_counter() - epoch_start
         if checkpoint is not None:
+            # A diverged state is not worth keeping: the last finite epoch stays the checkpoint.
+            if not all(bool(torch.isfinite(p).all()) for p in params):
+                raise _diverged(epoch, lr)
             _save(checkpoint, config, epoch, history, elapsed, model, velocity, shuffle)
 
     result = RunResult(config, history, _provenance(device), run_dir)
     if run_dir is not None:
         result.save(run_dir / RESULT)
     return result
+
+
+def _diverged(epoch: int, lr: float) -> FloatingPointError:
+    return FloatingPointError(f"training diverged in epoch {epoch} (lr {lr:g}): the network's weights or "
+                              "outputs are no longer finite; use a lower lr")
 
 
 @torch.no_grad()
@@ -395,11 +501,72 @@ def _cpu_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
+# Files ------------------------------------------------------------------------------------------
+
+# Files are created with the usual permissions (mkstemp alone would make them private).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
+    """Replace ``path`` by ``payload`` so that a reader sees the old file or the new one, never a part.
+
+    The bytes go to a temporary file of this process in the same folder (``mkstemp``: two
+    processes never share one), are fsynced, and the file is renamed over ``path``; the folder is
+    fsynced so the rename survives a crash. When anything fails (a full disk, Ctrl-C) the temporary
+    file is removed and ``path`` keeps its last complete content; an OSError names ``path``.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _located(exc, path) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove(Path(tmp))
+        if isinstance(exc, OSError):
+            raise _located(exc, path) from None
+        raise
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return  # a folder that cannot be opened cannot be fsynced either (the file itself is)
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass  # some file systems do not fsync folders; the rename itself has been made
+    finally:
+        os.close(folder)
+
+
+def _located(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (an OSError of the same kind, e.g. PermissionError, when it named none)."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
+
+
+def _differences(saved: dict, wanted: dict) -> str:
+    """The fields where two configs differ, as ``name=value there, value here`` (config dicts)."""
+    return ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} here"
+                     for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k))
+
+
 # Checkpoints ------------------------------------------------------------------------------------
 
 def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
           velocity: list[torch.Tensor], shuffle: torch.Generator) -> None:
-    """Write the full training state to a temporary file, fsync it, then atomically replace ``path``."""
+    """Write the full training state to ``path`` (see :func:`_write_atomically`)."""
     state = {
         "format": _CHECKPOINT_FORMAT,
         "config": config.to_dict(),
@@ -412,44 +579,80 @@ def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elap
         "shuffle_rng": shuffle.get_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
+    # Serialized in memory first: a file write that fails then raises an OSError with its errno
+    # (ENOSPC for a full disk), where torch.save into a file reports a bare RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _write_atomically(path, buffer.getbuffer())
+
+
+def _load_checkpoint(path: Path, keys: set[str]) -> dict:
+    """A checkpoint's contents, checked to be an nclab checkpoint holding ``keys``."""
+    # Read first, parse second: an OSError is then the file system's (it names the path), and
+    # whatever torch.load raises (RuntimeError, EOFError, even OSError(EINVAL)) means bad content.
     try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        content = path.read_bytes()
+    except OSError as exc:
+        raise _located(exc, path) from None
+    try:
+        state = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: it is truncated or "
+                         "corrupt); delete it to restart the run") from None
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT or not keys <= state.keys():
+        raise ValueError(f"{path} is not an nclab training checkpoint; delete it or choose another run_dir")
+    return state
+
+
+def _check_same_config(saved: dict, config: TrainConfig, path: Path) -> None:
+    """Raise when a file's stored config is not ``config`` (a file of another run)."""
+    wanted = config.to_dict()
+    if saved != wanted:
+        differ = _differences(saved, wanted) if isinstance(saved, dict) else "no readable config there"
+        raise ValueError(f"{path} belongs to a different run ({differ}); use another run folder or delete "
+                         "this one")
+
+
+def _check_checkpoint_config(path: Path, config: TrainConfig) -> None:
+    """Before a fresh start over ``path``: refuse when it is a readable checkpoint of another config."""
+    if not path.exists():
+        return
+    try:
+        state = _load_checkpoint(path, {"config"})
+    except ValueError:
+        return  # unreadable: nothing to keep, the fresh start replaces it
+    _check_same_config(state["config"], config, path)
+
+
+def _unfit(path: Path, exc: Exception) -> ValueError:
+    # load_state_dict says "Error(s) in loading state_dict for MLP:", then one line per problem.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    detail = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+    return ValueError(f"checkpoint {path} does not fit the network of its config ({detail.rstrip('.')}); "
+                      "delete it to restart the run")
 
 
 def _restore(path: Path, config: TrainConfig, model, velocity: list[torch.Tensor], shuffle: torch.Generator):
     """Load a checkpoint into the run's objects; returns (next epoch, history so far, elapsed seconds)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: it is truncated or "
-                         "corrupt); delete it to restart the run") from None
     keys = {"config", "epoch", "history", "elapsed", "model", "velocity", "torch_rng", "shuffle_rng", "cuda_rng"}
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT or not keys <= state.keys():
-        raise ValueError(f"{path} is not an nclab training checkpoint; delete it or choose another run_dir")
-    saved, wanted = state["config"], config.to_dict()
-    if saved != wanted:
-        differ = ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} here"
-                           for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k))
-        raise ValueError(f"checkpoint {path} belongs to a different run ({differ}); "
-                         "use another run_dir or delete the checkpoint")
-    model.load_state_dict(state["model"])
-    for buffer, saved_buffer in zip(velocity, state["velocity"], strict=True):
-        buffer.copy_(saved_buffer)
-    torch.set_rng_state(state["torch_rng"])
-    shuffle.set_state(state["shuffle_rng"])
+    state = _load_checkpoint(path, keys)
+    _check_same_config(state["config"], config, path)
+    epoch, history = state["epoch"], state["history"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= config.epochs \
+            or not isinstance(history, list):
+        raise ValueError(f"checkpoint {path} holds no valid epoch (epoch {epoch!r} of {config.epochs}); "
+                         "delete it to restart the run")
+    try:
+        model.load_state_dict(state["model"])
+        for buffer, saved_buffer in zip(velocity, state["velocity"], strict=True):
+            buffer.copy_(saved_buffer)
+        torch.set_rng_state(state["torch_rng"])
+        shuffle.set_state(state["shuffle_rng"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _unfit(path, exc) from None
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["epoch"] + 1, state["history"], state["elapsed"]
+    return epoch + 1, history, state["elapsed"]
 
 
 def _provenance(device: torch.device) -> dict:
@@ -508,42 +711,131 @@ class RunResult:
         return {"config": self.config.to_dict(), "history": self.history, "provenance": self.provenance}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``to_dict()`` as JSON (atomically: temporary file, then rename)."""
+        """Write ``to_dict()`` as JSON (temporary file, fsync, rename: a reader never sees a part)."""
         path = Path(path)
         history = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
                    for r in self.history]
         text = json.dumps({**self.to_dict(), "history": history}, indent=1, allow_nan=False)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        _write_atomically(path, text.encode())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> RunResult:
-        """Read a ``result.json`` (or the run folder holding one)."""
+    def load(cls, path: str | os.PathLike, config: TrainConfig | None = None) -> RunResult:
+        """Read a ``result.json`` (or the run folder holding one), checking what it holds.
+
+        The file must hold a config, a provenance and a finished history: one record per logged
+        epoch with every measured field, ending at the config's last epoch. A result in a folder
+        of the result cache (named ``<dataset>-<model>-delta<δ>-seed<s>-<key>``) must be the run
+        that name stands for, and with ``config`` given the stored config must equal it; anything
+        else is a ValueError that names the differing fields.
+
+        Parameters
+        ----------
+        path : a ``result.json`` or its folder
+        config : the config the caller asked for; None skips that comparison
+        """
         path = Path(path)
         if path.is_dir():
             path = path / RESULT
         try:
             raw = json.loads(path.read_text())
-            config = TrainConfig.from_dict(raw["config"])
+            stored = TrainConfig.from_dict(raw["config"])
             history, provenance = raw["history"], raw["provenance"]
+            if not isinstance(provenance, dict):
+                raise ValueError("its provenance is not a JSON object")
         except FileNotFoundError:
             raise FileNotFoundError(f"no run result at {path}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not an nclab run result ({exc})") from None
-        return cls(config, history, provenance, path.parent)
+        except OSError as exc:
+            raise _located(exc, path) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            what = f"no {exc} field" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path} is not an nclab run result ({what}); delete it to train the run again") \
+                from None
+        if config is not None:
+            _check_same_config(stored.to_dict(), dataclasses.replace(config).validate(), path)
+        _check_history(history, stored, path)
+        _check_cache_name(path, stored, provenance)
+        return cls(stored, history, provenance, path.parent)
 
     def load_model(self, device: str | torch.device = "cpu") -> models.Classifier:
-        """The trained network from the run folder's checkpoint, in eval mode."""
+        """The trained network from the run folder's checkpoint, in eval mode.
+
+        The checkpoint must belong to this result's config and hold its last epoch; a checkpoint
+        of another run, of an unfinished one, or with tensors that do not fit the network is a
+        ValueError.
+        """
         if self.run_dir is None or not (self.run_dir / CHECKPOINT).exists():
             raise FileNotFoundError(f"no checkpoint for this run (run_dir={self.run_dir})")
         path = self.run_dir / CHECKPOINT
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__})") from None
+        state = _load_checkpoint(path, {"config", "epoch", "model"})
+        _check_same_config(state["config"], self.config, path)
+        if state["epoch"] != self.config.epochs:
+            raise ValueError(f"checkpoint {path} holds epoch {state['epoch']!r}, not the last epoch "
+                             f"{self.config.epochs} of its result; delete the run folder to train it again")
         info = data.load(self.config.dataset, "test")
         model = models.build(self.config.model, info.num_classes, info.in_channels, info.image_size,
                              self.config.width)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _unfit(path, exc) from None
         return model.to(device).eval()
+
+
+# What a finished result must hold: every field of a history record (see train and measure).
+_RECORD_FIELDS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
+                  *(f.name for f in dataclasses.fields(metrics.CollapseReport)),
+                  "test_ece", "test_ece_scaled", "temperature", "time_train", "time_measure", "time_elapsed")
+
+
+def _check_history(history, config: TrainConfig, path: Path) -> None:
+    """Raise unless ``history`` is the finished history of ``config``'s run (see :meth:`RunResult.load`)."""
+    problem = None
+    if not isinstance(history, list) or not history:
+        problem = "its history is empty"
+    else:
+        previous = 0
+        for i, record in enumerate(history):
+            missing = [k for k in _RECORD_FIELDS if not isinstance(record, dict) or k not in record]
+            if missing:
+                problem = f"record {i} of its history lacks {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}"
+                break
+            bad = [k for k in _RECORD_FIELDS if record[k] is not None and
+                   (isinstance(record[k], bool) or not isinstance(record[k], (int, float)))]
+            if bad:
+                problem = f"record {i} of its history has non-numbers in {', '.join(bad[:4])}"
+                break
+            epoch = record["epoch"]
+            if not isinstance(epoch, int) or not previous < epoch <= config.epochs:
+                problem = f"record {i} of its history has epoch {epoch!r} after epoch {previous}"
+                break
+            previous = epoch
+        else:
+            if previous != config.epochs:
+                problem = f"its history ends at epoch {previous}, not at the last epoch {config.epochs}"
+    if problem is not None:
+        raise ValueError(f"{path} is not a finished nclab run result ({problem}); delete it to train the run again")
+
+
+_CACHE_NAME = re.compile(r"^(?P<prefix>.+)-delta(?P<delta>[^/]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{12})$")
+
+
+def _check_cache_name(path: Path, config: TrainConfig, provenance: dict) -> None:
+    """Raise when ``path`` lies in a result-cache folder named for another run than the one it holds."""
+    named = _CACHE_NAME.match(path.parent.name)
+    if named is None:
+        return  # not a cache folder: a run folder the user chose
+    from .runs import _key, run_dir  # the cache's naming (runs imports this module, so not at the top)
+
+    version = provenance.get("nclab") if isinstance(provenance.get("nclab"), str) else None
+    if path.parent.name == run_dir(config, version).name:
+        return
+    held = {"dataset-model": f"{config.dataset}-{config.model}", "delta": f"{config.delta:g}",
+            "seed": str(config.seed)}
+    differ = ", ".join(f"{k}={held[k]} in the file, {named[name]} in the folder name"
+                       for k, name in (("dataset-model", "prefix"), ("delta", "delta"), ("seed", "seed"))
+                       if held[k] != named[name])
+    if not differ:
+        differ = (f"config key {_key(config, version)} in the file, "
+                  f"{named['key']} in the folder name: another epochs, width, lr or other field")
+    raise ValueError(f"{path} holds another run than its cache folder is named for ({differ}); delete the "
+                     "folder to train the run again")

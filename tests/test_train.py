@@ -160,9 +160,13 @@ def test_killed_run_resumes_with_the_same_history(tmp_path):
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     config = _small(epochs=1)
-    train(config, run_dir=tmp_path, progress=False)
+    finished = train(config, run_dir=tmp_path, progress=False)
     path = tmp_path / CHECKPOINT
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt") as info:
+        finished.load_model()
+    assert str(path) in str(info.value)
+    (tmp_path / RESULT).unlink()  # an unfinished run: training resumes from the checkpoint
     with pytest.raises(ValueError, match="truncated or corrupt") as info:
         train(config, run_dir=tmp_path, progress=False)
     assert str(path) in str(info.value)
@@ -173,9 +177,18 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 
 def test_foreign_checkpoint_is_a_clear_error(tmp_path):
     train(_small(epochs=1), run_dir=tmp_path, progress=False)
+    # A finished run of another config: its result is named, and nothing is overwritten.
+    before = (tmp_path / RESULT).read_bytes()
     with pytest.raises(ValueError, match="belongs to a different run .*delta=0.0 there, 0.1 here") as info:
         train(_small(epochs=1, delta=0.1), run_dir=tmp_path, progress=False)
-    assert str(tmp_path / CHECKPOINT) in str(info.value)
+    assert str(tmp_path / RESULT) in str(info.value)
+    assert (tmp_path / RESULT).read_bytes() == before
+    # An unfinished one: its checkpoint is named, also when asked to start afresh.
+    (tmp_path / RESULT).unlink()
+    for resume in (True, False):
+        with pytest.raises(ValueError, match="belongs to a different run .*delta=0.0 there, 0.1 here") as info:
+            train(_small(epochs=1, delta=0.1), run_dir=tmp_path, resume=resume, progress=False)
+        assert str(tmp_path / CHECKPOINT) in str(info.value)
     torch.save({"weights": torch.zeros(3)}, tmp_path / CHECKPOINT)
     with pytest.raises(ValueError, match="not an nclab training checkpoint"):
         train(_small(epochs=1), run_dir=tmp_path, progress=False)
