@@ -319,6 +319,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
         with _cpu_threads(config.threads):
             return _train(config, None, True, show)
     run_dir = Path(run_dir)
+    if resume and (run_dir / RESULT).is_file():
+        # Finished: read it without the lock, which a read-only folder could not take. A result
+        # is only ever replaced whole (by rename), so no lock is needed to read it.
+        return RunResult.load(run_dir / RESULT, config=config)
     with _run_lock(run_dir, wait, show):
         if (run_dir / RESULT).exists():
             finished = RunResult.load(run_dir / RESULT, config=config)  # another config's is an error

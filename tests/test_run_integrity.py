@@ -419,3 +419,14 @@ def test_a_fresh_start_replaces_the_result_of_its_own_config_only(tmp_path, monk
     monkeypatch.undo()
     again = train(_tiny(), run_dir=tmp_path, resume=False, progress=False)
     assert _without_times(again.history) == _without_times(first.history)
+
+
+def test_a_finished_result_is_read_without_taking_the_lock(tmp_path):
+    # So a finished run in a read-only folder, or one whose lock is held, can still be read.
+    finished = train(_tiny(), run_dir=tmp_path, progress=False)
+    with train_module._run_lock(tmp_path, wait=True, show=False):
+        again = train(_tiny(), run_dir=tmp_path, wait=False, progress=False)
+    assert again.history == RunResult.load(tmp_path).history
+    assert _without_times(again.history) == _without_times(finished.history)
+    with pytest.raises(ValueError, match="belongs to a different run"):
+        train(_tiny(delta=0.3), run_dir=tmp_path, wait=False, progress=False)
