@@ -6,19 +6,33 @@
 
 ``python -m nclab COMMAND --help`` lists every option. Runs go to the result cache (see
 :mod:`nclab.runs`) unless ``--run-dir`` is given, so repeating a command reuses the finished run.
+
+An expected failure (bad input, a file that is not writable, a full disk, a corrupt or foreign
+result, divergence, running out of memory) prints one line ``error: ...`` on stderr and exits
+non-zero (2 for bad input and unusable files, 1 otherwise); ``--debug`` also prints the traceback.
+Ctrl-C exits with 130 and says where the finished epochs are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
+import math
+import os
+import re
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
+
+import torch
 
 from . import runs
 from .data import DATASETS
 from .models import MODELS
-from .train import RESULT, train
+from .train import CHECKPOINT, RESULT, RunLocked, train
 
 # Options shared by run and sweep: (flag, TrainConfig field, type, help).
 _CONFIG_OPTIONS = [
@@ -57,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--augment", action="store_true", help="random crops and flips (off in the paper)")
     run.add_argument("--run-dir", type=Path,
                      help="train into this folder (resuming its checkpoint) instead of the result cache")
+    run.add_argument("--no-wait", action="store_true",
+                     help="when another process is training this run, fail at once instead of waiting for "
+                          "its result")
     _add_common(run)
 
     sweep = commands.add_parser("sweep", help="CE versus LS: every delta with several seeds, then a table",
@@ -72,10 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="draw the figures of a run or of a folder of runs into PNG files",
                                  description="Read finished runs (a run folder, or a folder of them such as "
                                              "the cache) and write training_curves.png, nc1_vs_nc2.png and, "
-                                             "when several deltas are present, delta_summary.png.")
+                                             "when several deltas are present, delta_summary.png. Runs are "
+                                             "pooled over seeds only: runs that differ in any other setting "
+                                             "(epochs, width, dataset, ...) form separate groups, each drawn "
+                                             "into its own subfolder of --out.")
     report.add_argument("path", type=Path, help="a run folder, its result.json, or a folder of run folders")
     report.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    _add_debug(report)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: without the flag, the subcommand leaves the main parser's value in place.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +112,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--milestones", type=int, nargs="*",
                         help="epochs after which the lr drops 10x; none for a constant lr (default: the profile's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_debug(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -92,13 +121,15 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _summary(result, seconds: float) -> str:
-    c, first, last = result.config, result.history[0], result.final
+    # result.json stores non-finite numbers as null: they print as nan.
+    c, first, last = result.config, *({k: math.nan if v is None else v for k, v in record.items()}
+                                      for record in (result.history[0], result.final))
     return "\n".join([
         f"{c.model} on {c.dataset}, {'cross-entropy' if c.delta == 0 else f'label smoothing δ={c.delta:g}'}, "
-        f"seed {c.seed}, {c.epochs} epochs on {result.provenance['device']}",
+        f"seed {c.seed}, {c.epochs} epochs on {result.provenance.get('device', 'an unrecorded device')}",
         f"  final train error {last['train_error']:.4f}, test error {last['test_error']:.4f}",
         f"  NC1 {first['nc1']:.4g} (epoch {first['epoch']}) -> {last['nc1']:.4g} (epoch {last['epoch']}): "
-        f"{first['nc1'] / last['nc1']:.1f}x lower",
+        f"{first['nc1'] / last['nc1'] if last['nc1'] else math.inf:.1f}x lower",
         f"  NC2 (W M̃ᵀ) {last['nc2_wh']:.4f}, NC3 {last['nc3']:.4f}, NC4 {last['nc4']:.4f}",
         f"  test ECE {last['test_ece']:.4f}, after temperature scaling {last['test_ece_scaled']:.4f} "
         f"(T = {last['temperature']:.3g})",
@@ -107,20 +138,28 @@ def _summary(result, seconds: float) -> str:
     ])
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace, context: dict) -> None:
     cfg = runs.config(args.profile, delta=args.delta, seed=args.seed, augment=args.augment, **_overrides(args))
     start = time.perf_counter()
+    folder = args.run_dir if args.run_dir is not None else runs.run_dir(cfg)
+    context["checkpoint"] = folder / CHECKPOINT
+    if not (folder / RESULT).exists():  # a finished run is only read
+        _check_writable(folder)
     if args.run_dir is not None:
-        result = train(cfg, run_dir=args.run_dir, progress=not args.no_progress)
+        result = train(cfg, run_dir=folder, progress=not args.no_progress, wait=not args.no_wait)
     else:
-        if (runs.run_dir(cfg) / RESULT).exists():
+        cached = (folder / RESULT).exists()
+        result = runs.get(cfg, progress=not args.no_progress, wait=not args.no_wait)
+        if cached:
             print("finished run found in the cache; delete its folder to train again")
-        result = runs.get(cfg, progress=not args.no_progress)
     print(_summary(result, time.perf_counter() - start))
 
 
-def _sweep(args: argparse.Namespace) -> None:
+def _sweep(args: argparse.Namespace, context: dict) -> None:
     configs = runs.grid(args.profile, deltas=args.deltas, seeds=args.seeds, **_overrides(args))
+    context["cache"] = runs.cache_dir()
+    if not all((runs.run_dir(c) / RESULT).exists() for c in configs):  # finished runs are only read
+        _check_writable(runs.cache_dir())
     results = runs.sweep(configs, progress=not args.no_progress)
     c = configs[0]
     print(f"{c.model} on {c.dataset}, {c.epochs} epochs, final epoch, mean over seeds {args.seeds}")
@@ -136,31 +175,180 @@ def _sweep(args: argparse.Namespace) -> None:
         _draw(results, args.out)
 
 
-def _report(args: argparse.Namespace) -> None:
+def _report(args: argparse.Namespace, context: dict) -> None:
     _draw(runs.load_results(args.path), args.out)
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail before any data is loaded or any epoch trained when ``folder`` cannot be created or written."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot create or write the folder ({reason})", str(folder)) from None
+
+
+# Report: runs pooled over seeds only ------------------------------------------------------------
+
+# Shown in every title; other settings appear when they tell groups apart.
+_TITLE_FIELDS = ("dataset", "model", "width", "epochs", "batch_size", "lr", "weight_decay")
+
+
+def _groups(results: list) -> list[list]:
+    """The runs split into groups whose configs agree in everything but δ and seed.
+
+    Within a group the runs of one δ are pooled over seeds (averaged, or drawn together); δ
+    itself is what the figures compare. The same config twice (seed included) would count one
+    seed twice, so it is an error.
+    """
+    groups: dict[str, list] = {}
+    for r in results:
+        rest = {k: v for k, v in r.config.to_dict().items() if k not in ("delta", "seed")}
+        groups.setdefault(json.dumps(rest, sort_keys=True), []).append(r)
+    for members in groups.values():
+        seen: dict[tuple, object] = {}
+        for r in members:
+            key = (r.config.delta, r.config.seed)
+            if key in seen:
+                raise ValueError(f"{seen[key].run_dir} and {r.run_dir} hold the same run (δ={key[0]:g}, seed "
+                                 f"{key[1]}, every other setting equal); report a folder that holds it once")
+            seen[key] = r
+    return list(groups.values())
+
+
+def _settings(group: list, shown: tuple[str, ...]) -> str:
+    c = group[0].config.to_dict()
+    return ", ".join(f"{k.replace('_', ' ')} {_text(c[k])}" for k in shown)
+
+
+def _text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _pooled(group: list) -> str:
+    """Which seeds each δ of a group pools: "seeds 0–7 for each δ (0, 0.1)", or "δ=0: seeds 0, 1; δ=0.1: seed 0"."""
+    seeds: dict[float, list[int]] = {}
+    for r in group:
+        seeds.setdefault(r.config.delta, []).append(r.config.seed)
+    lists = {d: sorted(s) for d, s in sorted(seeds.items())}
+    if len(lists) > 1 and len({tuple(s) for s in lists.values()}) == 1:
+        s = next(iter(lists.values()))
+        return f"seed{'s' if len(s) > 1 else ''} {_ranges(s)} for each δ ({', '.join(f'{d:g}' for d in lists)})"
+    return "; ".join(f"δ={d:g}: seed{'s' if len(s) > 1 else ''} {_ranges(s)}" for d, s in lists.items())
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted integers with runs of three or more shortened: [0, 1, 2, 3, 5] -> "0–3, 5"."""
+    parts, start = [], 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            run = numbers[start:i]
+            parts += [f"{run[0]}–{run[-1]}"] if len(run) >= 3 else [str(n) for n in run]
+            start = i
+    return ", ".join(parts)
+
+
+def _folder_name(group: list, varying: list[str]) -> str:
+    c = group[0].config.to_dict()
+    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", f"{k}{_text(c[k])}").strip("_") for k in varying)
+
+
 def _draw(results: list, out: Path) -> None:
+    """Figures of each group of runs (see :func:`_groups`): into ``out``, or one subfolder per group."""
     from . import plots
 
-    out.mkdir(parents=True, exist_ok=True)
-    figures = {"training_curves": plots.training_curves, "nc1_vs_nc2": plots.nc1_vs_nc2}
-    if len({r.config.delta for r in results}) > 1:
-        figures["delta_summary"] = plots.delta_summary
-    for name, draw in figures.items():
-        path = out / f"{name}.png"
-        draw(results).savefig(path, dpi=120)
-        print(path)
+    groups = _groups(results)
+    configs = [g[0].config.to_dict() for g in groups]
+    varying = [k for k in configs[0] if k not in ("delta", "seed")
+               and len({json.dumps(c[k]) for c in configs}) > 1]
+    shown = _TITLE_FIELDS + tuple(k for k in varying if k not in _TITLE_FIELDS)
+    if len(groups) > 1:
+        print(f"{len(results)} runs in {len(groups)} groups that differ in {', '.join(varying)}; "
+              "each group is drawn into its own folder")
+    for group in groups:
+        folder = out / _folder_name(group, varying) if len(groups) > 1 else out
+        folder.mkdir(parents=True, exist_ok=True)
+        settings, pooled = _settings(group, shown), _pooled(group)
+        print(f"{folder}: {settings}; {pooled}")
+        figures = {"training_curves": (plots.training_curves, "one curve per run"),
+                   "nc1_vs_nc2": (plots.nc1_vs_nc2, "one point per run and logged epoch")}
+        if len({r.config.delta for r in group}) > 1:
+            figures["delta_summary"] = (plots.delta_summary, "final epoch, mean ± std over the seeds of each δ")
+        for name, (draw, what) in figures.items():
+            path = folder / f"{name}.png"
+            fig = draw(group)
+            fig.suptitle(f"{settings}\n{what}; {pooled}")
+            fig.savefig(path, dpi=120)
+            print(path)
+
+
+# Errors ----------------------------------------------------------------------------------------
+
+def _failure(exc: BaseException) -> tuple[str, int] | None:
+    """The one-line message and exit status of an expected failure; None for anything else (a bug)."""
+    if isinstance(exc, RunLocked):
+        return str(exc), 1
+    if isinstance(exc, FileNotFoundError) and exc.errno is None:
+        return str(exc), 2  # nclab's own message (a missing data set or run)
+    if isinstance(exc, OSError):
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        reason = exc.strerror or str(exc)
+        return (f"{reason}: {paths}" if paths else reason), 2 if isinstance(exc, FileNotFoundError) else 1
+    if isinstance(exc, ValueError):
+        return str(exc), 2
+    if isinstance(exc, FloatingPointError):
+        return str(exc), 1
+    out_of_memory = getattr(torch, "OutOfMemoryError", ())
+    if isinstance(exc, out_of_memory) or (isinstance(exc, RuntimeError) and re.search(
+            r"out of memory|not enough memory|can't allocate memory|tried to allocate", str(exc), re.I)):
+        tried = re.search(r"tried to allocate [^.;()]+", str(exc), re.I)
+        detail = f" ({tried.group(0).strip()})" if tried else ""
+        return f"out of memory{detail}; use a smaller --width or --batch-size", 1
+    return None
+
+
+def _interrupted(context: dict) -> str:
+    checkpoint = context.get("checkpoint")
+    if checkpoint is not None:
+        if Path(checkpoint).exists():
+            return (f"interrupted; the last finished epoch is saved in {checkpoint}, run the same command "
+                    "to resume")
+        return "interrupted before the first epoch finished; nothing was saved, run the same command to start"
+    if context.get("cache") is not None:
+        return (f"interrupted; the finished epochs are saved in the run folders under {context['cache']}, "
+                "run the same command to resume")
+    return "interrupted"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m nclab`` and of the ``nclab`` script."""
     args = _parser().parse_args(argv)
+    context: dict = {}  # what the command has told about where its work is kept
     try:
-        {"run": _run, "sweep": _sweep, "report": _report}[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        {"run": _run, "sweep": _sweep, "report": _report}[args.command](args, context)
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print(_interrupted(context), file=sys.stderr)
+        return 130
+    except Exception as exc:
+        failure = _failure(exc)
+        if failure is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        message, status = failure
+        print(f"error: {message}", file=sys.stderr)
+        return status
     return 0
 
 

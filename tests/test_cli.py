@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from nclab import __main__ as cli
 from nclab import runs
 from nclab.__main__ import main
 from nclab.train import RESULT, train
@@ -78,3 +86,189 @@ def test_sweep_draws_its_figures_and_run_takes_ufm_penalties(tmp_path, monkeypat
     result = runs.load_results(tmp_path / "ufm")[0]
     assert (result.config.lambda_W, result.config.lambda_H, result.config.lambda_b) == (1e-3, 1e-6, 1e-2)
     assert result.config.weight_decay == 0.0
+
+
+# Expected failures: one line on stderr, a non-zero status, no traceback ---------------------------
+
+_TINY = ["--profile", "quick", "--epochs", "1", "--width", "16", "--no-progress"]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ") or err.startswith("interrupted")
+    return err.strip()
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail the test if a command loads any data (it should have stopped before)."""
+    from nclab import data
+
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("data was loaded"))
+
+
+def test_run_dir_that_is_a_file(tmp_path, capsys, no_data):
+    path = tmp_path / "file"
+    path.write_text("not a folder")
+    assert main(["run", *_TINY, "--run-dir", str(path)]) == 1
+    assert _one_error_line(capsys) == f"error: the run folder is a file, not a folder: {path}"
+    # --debug shows the traceback as well as the line.
+    assert main(["run", *_TINY, "--run-dir", str(path), "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().endswith(f"error: the run folder is a file, not a folder: {path}")
+
+
+def test_unwritable_cache(tmp_path, monkeypatch, capsys, no_data):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert main(["run", *_TINY]) == 1
+    folder = runs.run_dir(runs.config("quick", epochs=1, width=16))
+    assert _one_error_line(capsys) == f"error: cannot create or write the folder (Permission denied): {folder}"
+    assert main(["sweep", *_TINY, "--deltas", "0", "--seeds", "0"]) == 1
+    assert "cannot create or write the folder (Permission denied)" in _one_error_line(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_cache(tmp_path, monkeypatch, capsys, no_data):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o500)
+    monkeypatch.setenv("NCLAB_CACHE", str(cache))
+    assert main(["run", *_TINY]) == 1
+    assert "Permission denied" in _one_error_line(capsys)
+
+
+def test_divergence_out_of_memory_and_interrupt(tmp_path, monkeypatch, capsys):
+    assert main(["run", *_TINY, "--lr", "1000", "--run-dir", str(tmp_path / "lr")]) == 1
+    assert _one_error_line(capsys) == ("error: training diverged in epoch 1 (lr 1000): the network's weights or "
+                                       "outputs are no longer finite; use a lower lr")
+
+    from nclab import models
+
+    def allocate(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 40000000000 bytes.")
+
+    monkeypatch.setattr(models, "build", allocate)
+    assert main(["run", *_TINY, "--width", "100000", "--run-dir", str(tmp_path / "wide")]) == 1
+    assert _one_error_line(capsys) == ("error: out of memory (tried to allocate 40000000000 bytes); use a "
+                                       "smaller --width or --batch-size")
+    monkeypatch.undo()
+
+    run_dir = tmp_path / "interrupted"
+
+    def interrupted(*args, **kwargs):
+        (run_dir / "checkpoint.pt").touch()  # as if an epoch had finished
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted)
+    assert main(["run", *_TINY, "--run-dir", str(run_dir)]) == 130
+    assert _one_error_line(capsys) == (f"interrupted; the last finished epoch is saved in {run_dir / 'checkpoint.pt'}, "
+                                       "run the same command to resume")
+
+
+def test_foreign_and_broken_results(tmp_path, monkeypatch, capsys):
+    # A result of another config in the given folder is neither reused nor overwritten.
+    run_dir = tmp_path / "run"
+    assert main(["run", *_TINY, "--run-dir", str(run_dir)]) == 0
+    (run_dir / "checkpoint.pt").unlink()
+    before = (run_dir / RESULT).read_bytes()
+    capsys.readouterr()
+    assert main(["run", *_TINY, "--delta", "0.2", "--run-dir", str(run_dir)]) == 2
+    assert _one_error_line(capsys) == (f"error: {run_dir / RESULT} belongs to a different run (delta=0.0 there, "
+                                       "0.2 here); use another run folder or delete this one")
+    assert (run_dir / RESULT).read_bytes() == before
+    # A δ=0.1 result copied into the δ=0 cache folder.
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    assert main(["run", *_TINY, "--delta", "0.1"]) == 0
+    ce = runs.run_dir(runs.config("quick", epochs=1, width=16))
+    ce.mkdir()
+    shutil.copy(runs.run_dir(runs.config("quick", epochs=1, width=16, delta=0.1)) / RESULT, ce / RESULT)
+    capsys.readouterr()
+    assert main(["run", *_TINY]) == 2
+    out = capsys.readouterr()
+    assert "label smoothing" not in out.out
+    assert out.err.strip() == (f"error: {ce / RESULT} belongs to a different run (delta=0.1 there, 0.0 here); "
+                               "use another run folder or delete this one")
+    # An empty history.
+    raw = json.loads((ce / RESULT).read_text())
+    (ce / RESULT).write_text(json.dumps({**raw, "config": {**raw["config"], "delta": 0.0}, "history": []}))
+    assert main(["run", *_TINY]) == 2
+    assert "is not a finished nclab run result (its history is empty)" in _one_error_line(capsys)
+
+
+def test_no_wait_names_the_holder(tmp_path, capsys):
+    from nclab import train as train_module
+
+    with train_module._run_lock(tmp_path, wait=True, show=False):
+        assert main(["run", *_TINY, "--no-wait", "--run-dir", str(tmp_path)]) == 1
+    assert f"is being trained by process {os.getpid()}" in _one_error_line(capsys)
+
+
+def test_corrupt_dataset_files(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"\x00\x00\x08\x03" + bytes(100))
+    monkeypatch.setenv("NCLAB_DATA", str(tmp_path))
+    assert main(["run", *_TINY, "--dataset", "mnist", "--run-dir", str(tmp_path / "run")]) == 2
+    assert f"the mnist files in {raw} cannot be read" in _one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "nclab", "run", "--profile", "quick", "--epochs", "500",
+                              "--width", "64", "--no-progress", "--run-dir", str(run_dir)], cwd=ROOT,
+                             env={**os.environ, "NCLAB_PROGRESS": "0"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoint.pt").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert err.strip() == (f"interrupted; the last finished epoch is saved in {run_dir / 'checkpoint.pt'}, "
+                           "run the same command to resume")
+    assert 1 <= torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] < 500
+
+
+# report: pooled over seeds only -----------------------------------------------------------------
+
+def test_report_draws_one_figure_set_per_group(tmp_path, capsys):
+    folder = tmp_path / "runs"
+    for name, overrides in (("ce", {}), ("ls", {"delta": 0.1}), ("ce-seed1", {"seed": 1}),
+                            ("ce-3epochs", {"epochs": 3})):
+        config = runs.config("quick", **{"epochs": 2, "width": 16, **overrides})
+        train(config, run_dir=folder / name, progress=False)
+    out = tmp_path / "figures"
+    assert main(["report", str(folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs in 2 groups that differ in epochs" in printed
+    assert f"{out / 'epochs2'}: dataset digits, model mlp, width 16, epochs 2" in printed
+    assert "δ=0: seeds 0, 1; δ=0.1: seed 0" in printed
+    assert f"{out / 'epochs3'}: dataset digits, model mlp, width 16, epochs 3" in printed
+    assert {p.name for p in (out / "epochs2").iterdir()} == {"training_curves.png", "nc1_vs_nc2.png",
+                                                             "delta_summary.png"}
+    assert {p.name for p in (out / "epochs3").iterdir()} == {"training_curves.png", "nc1_vs_nc2.png"}
+    # The same run twice would count one seed twice.
+    shutil.copytree(folder / "ce", folder / "ce-copy")
+    assert main(["report", str(folder), "--out", str(out)]) == 2
+    assert "hold the same run (δ=0, seed 0, every other setting equal)" in _one_error_line(capsys)
+
+
+def test_report_titles_say_which_seeds_are_pooled():
+    from types import SimpleNamespace
+
+    def run(delta, seed):
+        return SimpleNamespace(config=SimpleNamespace(delta=delta, seed=seed))
+
+    even = [run(d, s) for d in (0.0, 0.1) for s in range(8)]
+    assert cli._pooled(even) == "seeds 0–7 for each δ (0, 0.1)"
+    assert cli._pooled([run(0.0, 0), run(0.0, 2), run(0.1, 0)]) == "δ=0: seeds 0, 2; δ=0.1: seed 0"
+    assert cli._pooled([run(0.0, 0)]) == "δ=0: seed 0"
