@@ -27,12 +27,19 @@ import time
 import traceback
 from pathlib import Path
 
-import torch
+try:
+    import torch
 
-from . import runs
-from .data import DATASETS
-from .models import MODELS
-from .train import CHECKPOINT, RESULT, RunLocked, train
+    from . import runs
+    from .data import DATASETS
+    from .models import MODELS
+    from .train import CHECKPOINT, RESULT, RunLocked, train
+except KeyboardInterrupt:
+    # Ctrl-C while torch loads (seconds on a busy machine): nothing has started, nothing to lose.
+    if __name__ != "__main__":
+        raise
+    print("interrupted before anything started", file=sys.stderr)
+    sys.exit(130)
 
 # Options shared by run and sweep: (flag, TrainConfig field, type, help).
 _CONFIG_OPTIONS = [
@@ -340,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(_interrupted(context), file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read the output has gone (`... | head`): nothing to report. Standard output is
+        # pointed at /dev/null so that flushing it at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         failure = _failure(exc)
         if failure is None:

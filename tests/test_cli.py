@@ -272,3 +272,15 @@ def test_report_titles_say_which_seeds_are_pooled():
     assert cli._pooled(even) == "seeds 0–7 for each δ (0, 0.1)"
     assert cli._pooled([run(0.0, 0), run(0.0, 2), run(0.1, 0)]) == "δ=0: seeds 0, 2; δ=0.1: seed 0"
     assert cli._pooled([run(0.0, 0)]) == "δ=0: seed 0"
+
+
+@pytest.mark.slow
+def test_a_closed_output_pipe_is_not_an_error_message(tmp_path):
+    run_dir = tmp_path / "run"
+    train(runs.config("quick", epochs=1, width=16), run_dir=run_dir, progress=False)
+    child = subprocess.Popen([sys.executable, "-m", "nclab", "run", *_TINY, "--run-dir", str(run_dir)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "NCLAB_PROGRESS": "0"})
+    child.stdout.close()  # as `... | head -0` would
+    assert child.wait(timeout=300) == 1
+    assert child.stderr.read() == ""
