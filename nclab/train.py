@@ -608,9 +608,11 @@ def _load_checkpoint(path: Path, keys: set[str]) -> dict:
     return state
 
 
-def _check_same_config(saved: dict, config: TrainConfig, path: Path) -> None:
-    """Raise when a file's stored config is not ``config`` (a file of another run)."""
-    wanted = config.to_dict()
+def _check_same_config(saved: dict, config: TrainConfig, path: Path, ignore: tuple[str, ...] = ()) -> None:
+    """Raise when a file's stored config is not ``config`` (a file of another run), fields ``ignore`` aside."""
+    wanted = {k: v for k, v in config.to_dict().items() if k not in ignore}
+    if isinstance(saved, dict):
+        saved = {k: v for k, v in saved.items() if k not in ignore}
     if saved != wanted:
         differ = _differences(saved, wanted) if isinstance(saved, dict) else "no readable config there"
         raise ValueError(f"{path} belongs to a different run ({differ}); use another run folder or delete "
@@ -771,7 +773,9 @@ class RunResult:
             raise FileNotFoundError(f"no checkpoint for this run (run_dir={self.run_dir})")
         path = self.run_dir / CHECKPOINT
         state = _load_checkpoint(path, {"config", "epoch", "model"})
-        _check_same_config(state["config"], self.config, path)
+        # device and threads say where the network was computed, not which network it is: a run
+        # trained on a GPU is opened with a CPU device elsewhere (see nclab.runs.outputs).
+        _check_same_config(state["config"], self.config, path, ignore=("device", "threads"))
         if state["epoch"] != self.config.epochs:
             raise ValueError(f"checkpoint {path} holds epoch {state['epoch']!r}, not the last epoch "
                              f"{self.config.epochs} of its result; delete the run folder to train it again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -353,6 +354,9 @@ def test_a_result_copied_into_another_configs_cache_folder_is_refused(cache):
 def test_outputs_checks_the_checkpoint_against_its_result(cache):
     a, b = runs.get(_tiny(), progress=False), runs.get(_tiny(seed=1), progress=False)
     assert runs.outputs(a, "test").logits.shape[1] == 10
+    # Where a run is computed (device, threads) is not which run it is: a GPU run opens on a CPU.
+    elsewhere = dataclasses.replace(a, config=dataclasses.replace(a.config, threads=4))
+    assert runs.outputs(elsewhere, "test").logits.shape[1] == 10
     own = (a.run_dir / CHECKPOINT).read_bytes()
     shutil.copy(b.run_dir / CHECKPOINT, a.run_dir / CHECKPOINT)
     with pytest.raises(ValueError, match=r"checkpoint.pt belongs to a different run \(seed=1 there, 0 here\)"):
