@@ -244,7 +244,7 @@ def test_bad_calls():
 
 def test_theorem1_questions_need_its_premise():
     short = UFM(num_classes=4, per_class=5, dim=2, lambda_W=1e-3, lambda_H=1e-3)
-    for question in (short.theorem1, short.minimizer_scales, short.closed_form, short.default_lr):
+    for question in (short.theorem1, short.minimizer_scales, short.closed_form):
         with pytest.raises(ValueError, match=r"dim must be >= num_classes - 1 = 3 for Theorem 1"):
             question()
     # The problem itself is still there to be solved numerically.
