@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="label smoothing values (default: 0 0.05 0.1 0.2)")
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     sweep.add_argument("--out", type=Path, help="also draw the sweep's figures into this folder (PNG files)")
+    sweep.add_argument("--workers", type=int,
+                       help="worker processes, one thread each (default: $NCLAB_WORKERS, else one per core)")
     _add_common(sweep)
 
     report = commands.add_parser("report", help="draw the figures of a run or of a folder of runs into PNG files",
@@ -167,7 +169,7 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
     context["cache"] = runs.cache_dir()
     if not all((runs.run_dir(c) / RESULT).exists() for c in configs):  # finished runs are only read
         _check_writable(runs.cache_dir())
-    results = runs.sweep(configs, progress=not args.no_progress)
+    results = runs.sweep(configs, progress=not args.no_progress, workers=args.workers)
     c = configs[0]
     print(f"{c.model} on {c.dataset}, {c.epochs} epochs, final epoch, mean over seeds {args.seeds}")
     keys = ["train_error", "test_error", "nc1", "nc2_wh", "nc3", "w_norm", "h_norm", "test_ece",

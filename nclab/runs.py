@@ -188,14 +188,19 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _train_in_worker(values: dict, folder: str) -> str:
+def _train_in_worker(values: dict, folder: str) -> str | None:
     """Train one config in a worker process (top level, so that a spawned process can import it).
 
     A config that leaves ``threads`` unset trains on one thread here: the workers share the cores.
     """
     cfg = TrainConfig.from_dict(values)
-    with _cpu_threads(1 if cfg.threads is None else cfg.threads):
-        train(cfg, run_dir=folder, resume=True, progress=False)
+    try:
+        with _cpu_threads(1 if cfg.threads is None else cfg.threads):
+            train(cfg, run_dir=folder, resume=True, progress=False)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every worker; the main process reports it once. The last finished epoch
+        # is in the run's checkpoint, so the next sweep resumes from there.
+        return None
     return folder
 
 
@@ -241,6 +246,9 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
                     for job in as_completed(jobs):
                         job.result()
                         bar.update()
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)   # start no further run
+                    raise
                 except BrokenProcessPool:
                     raise RuntimeError(
                         "a sweep worker process stopped abruptly. Workers are started with Python's "

@@ -284,3 +284,15 @@ def test_a_closed_output_pipe_is_not_an_error_message(tmp_path):
     child.stdout.close()  # as `... | head -0` would
     assert child.wait(timeout=300) == 1
     assert child.stderr.read() == ""
+
+
+def test_sweep_workers_option(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path))
+    assert main(["sweep", "--epochs", "1", "--width", "16", "--deltas", "0", "--seeds", "0", "1",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert len(runs.load_results(tmp_path)) == 2
+    capsys.readouterr()
+    assert main(["sweep", "--epochs", "1", "--width", "16", "--deltas", "0.2", "--seeds", "0", "--workers", "0",
+                 "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "workers must be a positive integer" in err and len(err.strip().splitlines()) == 1
