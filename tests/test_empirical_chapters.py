@@ -111,14 +111,16 @@ def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
     # CE seeds end at NC1 = 0.01, 0.02, 0.03: none reaches 5e-3.
     assert np.isnan(table.values["CE"]["nc1 ≤ 0.005"]).all()
     verdict = table.compare("LS δ=0.1", "CE")
-    assert verdict == {zero: "lower in every seed", "nc1 ≤ 0.5": "overlapping", "nc1 ≤ 0.005": "lower in every seed"}
+    assert {k: v.verdict for k, v in verdict.items()} == {zero: "lower", "nc1 ≤ 0.5": "not separated",
+                                                          "nc1 ≤ 0.005": "not separated"}
+    assert verdict[zero].lower_in == 3 and verdict["nc1 ≤ 0.005"].left_out == 3  # never reached: left out
     # NC1 = geomspace(1, end, 6) first drops to 0.5 or below at the second logged epoch for every run.
     np.testing.assert_array_equal(table.values["CE"]["nc1 ≤ 0.5"], [2, 2, 2])
-    assert table.compare("CE", "LS δ=0.1")[zero] == "higher in every seed"
+    assert table.compare("CE", "LS δ=0.1")[zero].higher_in == 3
     text = str(table)
     assert "never" in text and "3 ± 0" in text
     grid = table.verdicts("CE").splitlines()
-    assert grid[2].split() == ["LS", "δ=0.1", "lower", "overlap", "lower"]
+    assert grid[2].split()[:3] == ["LS", "δ=0.1", "lower"] and grid[2].count("n.s.") == 2
     with pytest.raises(ValueError, match="row"):
         table.compare("LS", "CE")
 
@@ -127,7 +129,7 @@ def test_table_text_marks_partly_reached_cells():
     table = plots.Table("t", {"a": {"x": np.array([1.0, np.nan, 3.0])}, "b": {"x": np.array([2.0, 2.0, 2.0])}})
     assert "2 ± 1 (2/3)" in str(table)
     assert table.mean("a", "x") == 2.0
-    assert table.compare("a", "b")["x"] == "overlapping"
+    assert table.compare("a", "b")["x"].verdict == "not separated"
 
 
 def test_collapse_and_final_tables_read_first_and_last_records(sweep_like):
