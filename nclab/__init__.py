@@ -8,10 +8,18 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
-- :mod:`nclab.data`, :mod:`nclab.models`, :mod:`nclab.train`, :mod:`nclab.runs` training runs
-- :mod:`nclab.stats` paired verdicts with intervals; :mod:`nclab.evidence` the numbers and claims
-  of chapters 2-5
-- :mod:`nclab.plots`, :mod:`nclab.widgets` the book's figures and live delta explorers
+- :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
+- :mod:`nclab.models` the networks (chapters 2-5, 9)
+- :mod:`nclab.train` one training run, measured every epoch (chapters 2-5, 9)
+- :mod:`nclab.runs` profiles, the run cache and sweeps over delta and seeds (chapters 2-5, 9)
+- :mod:`nclab.stats` paired verdicts with intervals and sign tests (chapters 2-5)
+- :mod:`nclab.tables` the per-seed tables of runs, printed as mean ± std (chapters 2-5)
+- :mod:`nclab.evidence` the numbers and claims that the prose of chapters 2-5 quotes
+- :mod:`nclab.plots` the figures, drawn without pyplot, in the three modules below
+- :mod:`nclab.plots.report` figures of any set of runs, for ``python -m nclab report`` (chapters 3, 4, 9)
+- :mod:`nclab.plots.empirical` figures of a trained network and of the delta sweep (chapters 2-5)
+- :mod:`nclab.plots.theory` figures of the UFM, its Hessian and gradient descent (chapters 1, 6-8)
+- :mod:`nclab.widgets` the live delta explorers that redraw a figure per delta (chapters 1-8)
 
 Submodules are imported on first use, so ``import nclab as nc`` is quick and
 ``nc.metrics.nc1(...)`` works without a separate import.
@@ -25,7 +33,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "metrics", "calibration", "ufm", "hessian", "data", "models",
-    "train", "runs", "stats", "plots", "evidence", "widgets",
+    "train", "runs", "stats", "tables", "evidence", "plots", "widgets",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import spearmanr
 
-from . import plots, stats
+from . import stats, tables
 from .runs import SWEEP_DELTAS, select
 from .train import RunResult
 
@@ -146,7 +146,7 @@ def steps(table, column: str, labels: list[str]) -> str:
 def chapter2(results: list[RunResult]) -> Evidence:
     """Collapse of the cross-entropy runs from the first to the last logged epoch."""
     ce = select(results, 0.0)
-    table = plots.collapse_table(ce)
+    table = tables.collapse_table(ce)
     first, last = table.columns
     values = table.values
     keys = [k for k in values if k not in ("w_norm", "h_norm")]
@@ -183,10 +183,10 @@ def chapter3_tables(results: list[RunResult]):
     """The two tables of chapter 3: epochs to thresholds, and final values (CE, δ = 0.05, δ = 0.3)."""
     compared = select(results, CHAPTER3_DELTAS)
     thresholds = {"train_error": 0.0,
-                  "nc1": plots.common_levels(compared, "nc1", 2),
-                  "nc2_wh": plots.common_levels(compared, "nc2_wh", 2)}
-    speed = plots.threshold_table(compared, thresholds)
-    ends = plots.final_table(compared, ["train_error", "test_error", "train_loss", "nc1", "nc2_wh", "nc3",
+                  "nc1": tables.common_levels(compared, "nc1", 2),
+                  "nc2_wh": tables.common_levels(compared, "nc2_wh", 2)}
+    speed = tables.threshold_table(compared, thresholds)
+    ends = tables.final_table(compared, ["train_error", "test_error", "train_loss", "nc1", "nc2_wh", "nc3",
                                         "w_norm", "h_norm"])
     return compared, speed, ends
 
@@ -195,8 +195,8 @@ def chapter3(results: list[RunResult]) -> Evidence:
     """CE against LS (δ = 0.05 and 0.3) over the epochs: how fast, and where they end."""
     compared, speed, ends = chapter3_tables(results)
     ev = Evidence("chapter 3")
-    fast = {d: speed.compare(plots.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
-    end = {d: ends.compare(plots.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
+    fast = {d: speed.compare(tables.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
+    end = {d: ends.compare(tables.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
     zero, nc1_high, nc1_low, nc2_high, nc2_low = speed.columns
     names = {zero: "zero", nc1_high: "nc1_high", nc1_low: "nc1_low", nc2_high: "nc2_high", nc2_low: "nc2_low"}
     for d in CHAPTER3_DELTAS[1:]:
@@ -236,16 +236,16 @@ def chapter3(results: list[RunResult]) -> Evidence:
 
 def chapter4_tables(results: list[RunResult]):
     """The tables of chapter 4: NC2 at four common NC1 levels, and the final values, every δ."""
-    levels = plots.common_levels(results, "nc1", 4)
-    matched = plots.matched_nc2_table(results, levels)
-    ends = plots.final_table(results, ["test_error", "nc1", "nc2_wh", "nc3", "w_norm", "h_norm"])
+    levels = tables.common_levels(results, "nc1", 4)
+    matched = tables.matched_nc2_table(results, levels)
+    ends = tables.final_table(results, ["test_error", "nc1", "nc2_wh", "nc3", "w_norm", "h_norm"])
     return levels, matched, ends
 
 
 def chapter4(results: list[RunResult]) -> Evidence:
     """NC2 at equal NC1, and every measure against δ."""
     levels, matched, ends = chapter4_tables(results)
-    labels = [plots.delta_label(d) for d in sorted({r.config.delta for r in results})]
+    labels = [tables.delta_label(d) for d in sorted({r.config.delta for r in results})]
     ls = labels[1:]
     versus = {label: matched.compare(label, "CE") for label in ls}
     upper, lowest = matched.columns[:-1], matched.columns[-1]
@@ -301,7 +301,7 @@ def across_runs(results: list[RunResult], x: str = "nc1", y: str = "test_ece"):
     scipy's SignificanceResult (statistic, pvalue)
     """
     xs, ys = [], []
-    for runs in plots._by_delta(results).values():
+    for runs in tables._by_delta(results).values():
         a = np.array([r.final[x] for r in runs])
         b = np.array([r.final[y] for r in runs])
         xs.append(np.argsort(np.argsort(a)) - (len(a) - 1) / 2)
@@ -319,9 +319,9 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
     val, test : :func:`nclab.runs.outputs_by_delta` of the validation and test splits
     calibration, entropies, correlations : the chapter's tables, when already computed
     """
-    calibration = calibration or plots.calibration_table(val, test, n_bins=20)
-    entropies = entropies or plots.entropy_table(test)
-    correlations = correlations or plots.collapse_calibration_table(results)
+    calibration = calibration or tables.calibration_table(val, test, n_bins=20)
+    entropies = entropies or tables.entropy_table(test)
+    correlations = correlations or tables.collapse_calibration_table(results)
     rows = calibration.values
     labels = list(rows)
     ls = labels[1:]

@@ -10,12 +10,13 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from nclab import metrics, plots, runs
+from nclab import metrics, plots, runs, tables
 from nclab.runs import Outputs
 from nclab.train import RunResult
 
 KEYS = ("train_error", "test_error", "nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h",
-        "equinorm_w", "equiangularity_h", "equiangularity_w", "w_norm", "h_norm", "test_ece", "temperature")
+        "equinorm_w", "equiangularity_h", "equiangularity_w", "w_norm", "h_norm", "test_ece", "test_ece_scaled",
+        "temperature")
 
 
 def fake_run(delta: float, seed: int, nc1, nc2=None, train_error=None, epochs=None) -> RunResult:
@@ -72,15 +73,15 @@ def assert_labelled(fig: Figure, legend: bool = True) -> None:
 
 def test_first_epoch_at_or_below_is_the_first_logged_crossing():
     run = fake_run(0.0, 0, nc1=[1.0, 0.5, 0.2, 0.3, 0.1], epochs=[1, 2, 4, 6, 8])
-    assert plots.first_epoch_at_or_below(run, "nc1", 0.25) == 4
-    assert plots.first_epoch_at_or_below(run, "nc1", 1.0) == 1
-    assert math.isnan(plots.first_epoch_at_or_below(run, "nc1", 0.01))
+    assert tables.first_epoch_at_or_below(run, "nc1", 0.25) == 4
+    assert tables.first_epoch_at_or_below(run, "nc1", 1.0) == 1
+    assert math.isnan(tables.first_epoch_at_or_below(run, "nc1", 0.01))
 
 
 def test_nc2_at_nc1_interpolates_in_log_nc1():
     run = fake_run(0.0, 0, nc1=[1.0, 0.1, 0.01, 0.05], nc2=[0.5, 0.3, 0.1, 0.4])
     levels = [math.sqrt(0.1), 0.1, 0.01 ** 0.75 * 0.1 ** 0.25, 1.0, 1e-3]
-    got = plots.nc2_at_nc1(run, levels)
+    got = tables.nc2_at_nc1(run, levels)
     # Halfway in log between 1 and 0.1 -> halfway between 0.5 and 0.3; a quarter from 0.1 to 0.01 in
     # log -> three quarters of the way from 0.3 to 0.1 ... computed by hand:
     assert got[0] == pytest.approx(0.4)
@@ -90,20 +91,20 @@ def test_nc2_at_nc1_interpolates_in_log_nc1():
 
 
 def test_common_levels_are_crossed_by_every_run(sweep_like):
-    levels = plots.common_levels(sweep_like, "nc1", 4)
+    levels = tables.common_levels(sweep_like, "nc1", 4)
     assert levels.shape == (4,) and np.all(np.diff(levels) < 0)
     for r in sweep_like:
         nc1 = r.series("nc1")
         assert np.all(nc1[0] > levels) and np.all(nc1.min() < levels)
-        assert np.isfinite(plots.nc2_at_nc1(r, levels)).all()
+        assert np.isfinite(tables.nc2_at_nc1(r, levels)).all()
     with pytest.raises(ValueError, match="share no range"):
-        plots.common_levels([fake_run(0, 0, [1.0, 0.5]), fake_run(0, 1, [0.4, 0.3])], "nc1")
+        tables.common_levels([fake_run(0, 0, [1.0, 0.5]), fake_run(0, 1, [0.4, 0.3])], "nc1")
     with pytest.raises(ValueError, match="n must be"):
-        plots.common_levels(sweep_like, "nc1", 0)
+        tables.common_levels(sweep_like, "nc1", 0)
 
 
 def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
-    table = plots.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
+    table = tables.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
     assert list(table.values) == ["CE", "LS δ=0.1"]
     zero = "train_error ≤ 0"
     np.testing.assert_array_equal(table.values["CE"][zero], [4, 4, 4])
@@ -126,7 +127,7 @@ def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
 
 
 def test_table_text_marks_partly_reached_cells():
-    table = plots.Table("t", {"a": {"x": np.array([1.0, np.nan, 3.0])}, "b": {"x": np.array([2.0, 2.0, 2.0])}})
+    table = tables.Table("t", {"a": {"x": np.array([1.0, np.nan, 3.0])}, "b": {"x": np.array([2.0, 2.0, 2.0])}})
     assert "2 ± 1 (2/3)" in str(table)
     assert table.mean("a", "x") == 2.0
     assert table.compare("a", "b")["x"].verdict == "not separated"
@@ -134,18 +135,18 @@ def test_table_text_marks_partly_reached_cells():
 
 def test_collapse_and_final_tables_read_first_and_last_records(sweep_like):
     ce = [r for r in sweep_like if r.config.delta == 0]
-    table = plots.collapse_table(ce, keys=("nc1", "w_norm"))
+    table = tables.collapse_table(ce, keys=("nc1", "w_norm"))
     assert table.columns == ["epoch 1", "epoch 6"]
     np.testing.assert_allclose(table.values["nc1"]["epoch 6"], [0.01, 0.02, 0.03])
     np.testing.assert_allclose(table.values["w_norm"]["epoch 1"], [1.0, 1.0, 1.0])
-    final = plots.final_table(sweep_like, ["nc1"])
+    final = tables.final_table(sweep_like, ["nc1"])
     np.testing.assert_allclose(final.values["LS δ=0.1"]["nc1"], [1e-3, 2e-3, 3e-3])
 
 
 def test_matched_nc2_table_matches_hand_interpolation():
     a = fake_run(0.0, 0, nc1=[1.0, 0.1], nc2=[0.6, 0.2])
     b = fake_run(0.05, 0, nc1=[1.0, 0.01], nc2=[0.6, 0.0])
-    table = plots.matched_nc2_table([a, b], [math.sqrt(0.1)])
+    table = tables.matched_nc2_table([a, b], [math.sqrt(0.1)])
     assert table.values["CE"]["NC1 = 0.316"][0] == pytest.approx(0.4)
     assert table.values["LS δ=0.05"]["NC1 = 0.316"][0] == pytest.approx(0.45)
 
@@ -166,7 +167,7 @@ def _ece_loop(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:
 def test_calibration_table_against_loops():
     val = {0.0: [fake_outputs(seed=1)], 0.1: [fake_outputs(scale=1.0, seed=2)]}
     test = {0.0: [fake_outputs(seed=3)], 0.1: [fake_outputs(scale=1.0, seed=4)]}
-    table = plots.calibration_table(val, test, n_bins=10)
+    table = tables.calibration_table(val, test, n_bins=10)
     for delta, label in ((0.0, "CE"), (0.1, "LS δ=0.1")):
         t = test[delta][0]
         row = table.values[label]
@@ -180,7 +181,7 @@ def test_calibration_table_against_loops():
         gap = float(p.max(1).values.mean()) - float((p.argmax(1) == t.labels).double().mean())
         assert row["confidence − accuracy"][0] == pytest.approx(gap)
     with pytest.raises(ValueError, match="same δ keys"):
-        plots.calibration_table(val, {0.0: test[0.0]})
+        tables.calibration_table(val, {0.0: test[0.0]})
 
 
 # Sweep helpers ------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def test_outputs_reproduce_the_runs_own_measurement(tmp_path, monkeypatch):
 # Figures -------------------------------------------------------------------------------------
 
 def test_run_figures_are_labelled_and_redraw_into_a_given_figure(sweep_like):
-    levels = plots.common_levels(sweep_like, "nc1", 3)
+    levels = tables.common_levels(sweep_like, "nc1", 3)
     for draw in (lambda f=None: plots.training_curves_spread(sweep_like, fig=f),
                  lambda f=None: plots.nc_plane(sweep_like, fig=f),
                  lambda f=None: plots.matched_nc2(sweep_like, levels, fig=f),
@@ -240,6 +241,23 @@ def test_run_figures_are_labelled_and_redraw_into_a_given_figure(sweep_like):
         target.add_subplot().set_title("stale")
         assert draw(target) is target
         assert all(ax.get_title() != "stale" for ax in target.axes)
+
+
+def test_report_figures_draw_into_subfigures_of_one_figure(sweep_like):
+    parent = Figure(figsize=(13, 14), layout="constrained")
+    top, bottom = parent.subfigures(2, 1)
+    assert plots.training_curves(sweep_like, fig=top) is top
+    assert plots.delta_summary(sweep_like, fig=bottom) is bottom
+    assert len(parent.axes) == 12
+    assert_labelled(top)
+    assert_labelled(bottom)
+    assert top.axes[2].get_yscale() == "log" and top.axes[2].get_title().startswith("NC1")
+
+
+def test_nc1_vs_nc2_is_the_nc_plane(sweep_like):
+    old, new = plots.nc1_vs_nc2(sweep_like), plots.nc_plane(sweep_like)
+    assert [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in old.axes] == \
+        [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in new.axes]
 
 
 def test_training_curves_spread_band_is_mean_plus_minus_std(sweep_like):
@@ -279,7 +297,7 @@ def test_calibration_figures(sweep_like):
     scaled = plots.reliability_diagram(test, [0.0], temperatures={0.0: [2.0, 2.0]}, n_bins=10)
     assert f"{_ece_loop(pooled / 2.0, labels, 10):.3f}" in scaled.axes[0].get_title()
     assert_labelled(plots.entropy_by_correctness(test))
-    table = plots.calibration_table({0.0: test[0.0][:1], 0.1: test[0.1]}, {0.0: test[0.0][:1], 0.1: test[0.1]})
+    table = tables.calibration_table({0.0: test[0.0][:1], 0.1: test[0.1]}, {0.0: test[0.0][:1], 0.1: test[0.1]})
     assert_labelled(plots.calibration_vs_delta(sweep_like, table))
     with pytest.raises(ValueError, match="deltas"):
         plots.reliability_diagram(test, [0.3])
@@ -291,7 +309,7 @@ def test_entropy_table_medians_per_seed():
     logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [1.0, 0.0], [0.0, 0.2], [3.0, 0.0]])
     labels = torch.tensor([0, 1, 1, 0, 0])
     out = Outputs(torch.zeros(5, 2), logits, labels, torch.zeros(2, 2), torch.zeros(2))
-    table = plots.entropy_table({0.0: [out]})
+    table = tables.entropy_table({0.0: [out]})
 
     def entropy(row):
         p = torch.softmax(row.double(), 0)
@@ -302,7 +320,7 @@ def test_entropy_table_medians_per_seed():
     assert table.values["CE"]["correct"][0] == pytest.approx(correct[1])
     assert table.values["CE"]["incorrect"][0] == pytest.approx((wrong[0] + wrong[1]) / 2)
     all_right = Outputs(torch.zeros(2, 2), logits[:2], labels[:2], torch.zeros(2, 2), torch.zeros(2))
-    assert np.isnan(plots.entropy_table({0.0: [all_right]}).values["CE"]["incorrect"][0])
+    assert np.isnan(tables.entropy_table({0.0: [all_right]}).values["CE"]["incorrect"][0])
 
 
 def test_collapse_calibration_table_rank_correlations():
@@ -312,19 +330,19 @@ def test_collapse_calibration_table_rank_correlations():
         for i, record in enumerate(run.history):
             record["test_ece"] = [0.5, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55][i]  # rises as NC1 falls
         runs_.append(run)
-    table = plots.collapse_calibration_table(runs_, skip=0.1)  # leaves out the first epoch
+    table = tables.collapse_calibration_table(runs_, skip=0.1)  # leaves out the first epoch
     np.testing.assert_allclose(table.values["CE"]["ρ(NC1, ECE)"], [-1.0, -1.0])
     # The fake norms grow every epoch (w_norm = 1 + i, h_norm = 2 + i), like the ECE after epoch 1.
     np.testing.assert_allclose(table.values["CE"]["ρ(norms, ECE)"], [1.0, 1.0])
-    full = plots.collapse_calibration_table(runs_, skip=0.0)
+    full = tables.collapse_calibration_table(runs_, skip=0.0)
     assert full.values["CE"]["ρ(NC1, ECE)"][0] > -1.0
     with pytest.raises(ValueError, match="skip"):
-        plots.collapse_calibration_table(runs_, skip=1.0)
+        tables.collapse_calibration_table(runs_, skip=1.0)
 
 
 def test_wide_tables_wrap_into_blocks_that_fit_a_page():
     values = {f"row {i}": {f"col{j}": np.array([1.0 + j, 2.0, 3.0 + i]) for j in range(12)} for i in range(3)}
-    text = str(plots.Table("wide", values))
+    text = str(tables.Table("wide", values))
     lines = text.splitlines()
     assert lines[0] == "wide" and max(len(line) for line in lines) <= 78
     headers = [line.split() for line in lines if line.startswith(" ")]

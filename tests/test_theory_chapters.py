@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from nclab import hessian, plots, ufm, widgets
+from matplotlib.figure import Figure, SubFigure
+
+from nclab import hessian, plots, tables, ufm, widgets
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -125,14 +127,14 @@ def test_gd_convergence_plots_the_gap_to_the_scalar_optimum(small_run):
     assert len(fig.axes) == 4
     assert_labelled(fig)
     for delta, traj in result.trajectories.items():
-        line = next(line for line in fig.axes[0].lines if line.get_label() == plots.delta_label(delta))
+        line = next(line for line in fig.axes[0].lines if line.get_label() == tables.delta_label(delta))
         f_star = optimal_value_by_scalar_search(problem.replace(delta=delta))
         np.testing.assert_allclose(line.get_xdata(), traj.step)
         gap = traj.objective - f_star
         shown = gap > 1e-9  # below that the plotted value is clipped and the scalar search's accuracy ends
         np.testing.assert_allclose(line.get_ydata()[shown], gap[shown], rtol=1e-6)
     highlighted = [line for line in fig.axes[1].lines if line.get_linewidth() > 2]
-    assert [line.get_label() for line in highlighted] == [plots.delta_label(0.2)]
+    assert [line.get_label() for line in highlighted] == [tables.delta_label(0.2)]
     with pytest.raises(ValueError, match="quantities"):
         plots.gd_convergence(result, problem, quantities=["loss"])
 
@@ -146,8 +148,9 @@ def titled(fig, start):
 
 
 def drawn(draw, delta, figsize=(10, 4)):
-    fig = plt.figure(figsize=figsize, layout="constrained")
-    draw(fig, delta)
+    """``draw`` of one δ, into a figure of ``figsize`` as a δ explorer hands it over."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    assert draw(delta, fig=fig) is fig
     return fig
 
 
@@ -155,7 +158,7 @@ def drawn(draw, delta, figsize=(10, 4)):
 @pytest.mark.parametrize("delta", [0.3, 0.9])
 def test_geometry_is_a_simplex_of_the_closed_form_size(K, delta):
     n, lam_W, lam_H = 100, 5e-2, 5e-4
-    fig = drawn(functools.partial(widgets.draw_ufm_geometry, num_classes=K), delta)
+    fig = drawn(functools.partial(plots.ufm_geometry, num_classes=K), delta)
     assert_labelled(fig)
     ax = fig.axes[0]
     means = np.array([np.concatenate([np.atleast_1d(c) for c in (line.get_data_3d() if K == 4 else line.get_data())])
@@ -179,38 +182,74 @@ def test_geometry_is_a_simplex_of_the_closed_form_size(K, delta):
 
 
 def test_geometry_axes_do_not_move_with_delta():
-    limits = [drawn(widgets.draw_ufm_geometry, d).axes[0].get_xlim() for d in (0.0, 0.5)]
+    limits = [drawn(plots.ufm_geometry, d).axes[0].get_xlim() for d in (0.0, 0.5)]
     assert limits[0] == limits[1]
 
 
 def test_every_explorer_draws_every_delta_with_labelled_axes(small_run):
     problem, result = small_run
-    summary = functools.partial(widgets.draw_delta_summary, num_classes=3, per_class=4, dim=3, lambda_W=1e-2,
+    summary = functools.partial(plots.theory_at_delta, num_classes=3, per_class=4, dim=3, lambda_W=1e-2,
                                 lambda_H=1e-2, lambda_b=1e-2, kappa_deltas=(0.0, 0.5))
     explorers = {
-        "targets": widgets.draw_targets_and_loss,
-        "geometry": widgets.draw_ufm_geometry,
-        "geometry K=4": functools.partial(widgets.draw_ufm_geometry, num_classes=4),
-        "theorem1": functools.partial(widgets.draw_theorem1, num_classes=3, per_class=4, lambda_W=1e-2,
+        "targets": plots.targets_and_loss,
+        "geometry": plots.ufm_geometry,
+        "geometry K=4": functools.partial(plots.ufm_geometry, num_classes=4),
+        "theorem1": functools.partial(plots.theorem1_at_delta, num_classes=3, per_class=4, lambda_W=1e-2,
                                       lambda_H=1e-2),
         "summary": summary,
-        "conditioning": functools.partial(widgets.draw_conditioning, result=result, problem=problem),
+        "conditioning": functools.partial(plots.conditioning_at_delta, result=result, problem=problem),
     }
     for name, draw in explorers.items():
         for delta in (0.0, 0.2, 0.9):  # 0.9: beta >= 1 for the small problems
             fig = drawn(draw, delta, (9.5, 7))
             assert len(fig.axes) >= 2, name
             assert_labelled(fig)
-            plt.close(fig)
+        # without a figure, a new one of the size the explorers use, and pyplot is left alone
+        fig = draw(0.2)
+        assert isinstance(fig, Figure) and fig.get_size_inches()[0] >= 9, name
+        assert plt.get_fignums() == []
+
+
+def test_composite_explorers_place_the_chapter_figures_in_subfigures(small_run):
+    problem, result = small_run
+    fig = plots.theorem1_at_delta(0.1, num_classes=3, per_class=4, lambda_W=1e-2, lambda_H=1e-2)
+    top, bottom = fig.subfigs
+    assert isinstance(top, SubFigure) and [ax.get_title() for ax in top.axes] == \
+        ["per-class norms", "margin", "training confidence"]
+    assert len(bottom.axes) == 2
+    fig = plots.conditioning_at_delta(0.2, result, problem)
+    top, bottom = fig.subfigs
+    assert [ax.get_title() for ax in top.axes] == ["objective gap f − f*", "NC1"]
+    left, right = bottom.subfigs
+    assert left.axes[0].get_title() == "condition numbers at the minimizer"
+    assert right.axes[0].get_title().startswith("Hessian at δ = 0.2")
+
+
+def test_theory_figures_draw_into_a_given_subfigure_and_clear_it(small_run):
+    problem, result = small_run
+    curves = ufm.theorem1_curves(4, 5, 2e-2, 2e-2, np.linspace(0, 0.9, 30))
+    spectrum = hessian.reduced_spectrum(problem.replace(delta=0.1))
+    kappas = [hessian.condition_numbers(problem.replace(delta=d)) for d in (0.0, 0.2)]
+    draws = [lambda f: plots.theorem1_vs_delta(curves, fig=f),
+             lambda f: plots.hessian_eigenvalues(spectrum.expand(), fig=f),
+             lambda f: plots.spectrum_by_mode(spectrum, fig=f),
+             lambda f: plots.condition_numbers_vs_delta(kappas, fig=f),
+             lambda f: plots.gd_convergence(result, problem, fig=f)]
+    parent = Figure(figsize=(12, 8), layout="constrained")
+    for draw, sub in zip(draws, parent.subfigures(1, len(draws))):
+        sub.add_subplot().set_title("stale")
+        assert draw(sub) is sub
+        assert sub.axes and all(ax.get_title() != "stale" for ax in sub.axes)
+    assert plt.get_fignums() == []
 
 
 def test_static_player_of_a_theory_explorer_has_one_frame_per_delta():
-    html = widgets.delta_explorer(widgets.draw_ufm_geometry, deltas=[0.0, 0.5, 0.9], static=True, figsize=(6, 3))
+    html = widgets.delta_explorer(plots.ufm_geometry, deltas=[0.0, 0.5, 0.9], static=True, figsize=(6, 3))
     assert html.data.count("data:image/png;base64") == 3
 
 
 def test_summary_marks_the_logit_condition_number_K_p_star():
-    fig = drawn(functools.partial(widgets.draw_delta_summary, num_classes=3, per_class=4, dim=3, lambda_W=1e-2,
+    fig = drawn(functools.partial(plots.theory_at_delta, num_classes=3, per_class=4, dim=3, lambda_W=1e-2,
                                   lambda_H=1e-2, lambda_b=1e-2, kappa_deltas=(0.0, 0.5)), 0.25, (9.5, 7))
     ax = titled(fig, "condition numbers")
     logit = next(line for line in ax.lines if line.get_label() == plots.KAPPA_LABELS["logit"])
@@ -223,21 +262,23 @@ def test_summary_marks_the_logit_condition_number_K_p_star():
 
 def test_conditioning_uses_the_nearest_delta_that_was_run(small_run):
     problem, result = small_run
-    fig = drawn(functools.partial(widgets.draw_conditioning, result=result, problem=problem), 0.15, (9.5, 7))
+    fig = drawn(functools.partial(plots.conditioning_at_delta, result=result, problem=problem), 0.15, (9.5, 7))
     title = titled(fig, "Hessian").get_title()
     spectrum = hessian.reduced_spectrum(problem.replace(delta=0.2))
     assert "δ = 0.2" in title and f"κ = {spectrum.max / spectrum.min_nonzero():.3g}" in title
     thick = [line.get_label() for line in titled(fig, "NC1").lines if line.get_linewidth() > 2]
-    assert thick == [plots.delta_label(0.2)]
+    assert thick == [tables.delta_label(0.2)]
 
 
 def test_bad_input():
-    fig = plt.figure()
+    fig = Figure()
     with pytest.raises(ValueError, match="delta"):
-        widgets.draw_ufm_geometry(fig, 1.2)
+        plots.ufm_geometry(1.2, fig=fig)
     with pytest.raises(ValueError, match="num_classes"):
-        widgets.draw_ufm_geometry(fig, 0.1, num_classes=1)
+        plots.ufm_geometry(0.1, num_classes=1, fig=fig)
     with pytest.raises(ValueError, match="num_classes"):
-        widgets.draw_targets_and_loss(fig, 0.1, num_classes=0)
+        plots.targets_and_loss(0.1, num_classes=0, fig=fig)
     with pytest.raises(ValueError, match="kappa_deltas"):
-        widgets.draw_delta_summary(fig, 0.1, kappa_deltas=(0.0, 1.5))
+        plots.theory_at_delta(0.1, kappa_deltas=(0.0, 1.5), fig=fig)
+    with pytest.raises(ValueError, match="fig must be"):
+        plots.ufm_geometry(0.1, fig=plt.gca())

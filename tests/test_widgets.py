@@ -3,13 +3,15 @@
 import ipywidgets
 import pytest
 
+import nclab
 from nclab import widgets
 
 
 def _draw(calls):
-    def draw(fig, delta):
+    def draw(delta, fig=None):
         calls.append(delta)
         fig.add_subplot().plot([0, 1], [0, delta])
+        return fig
     return draw
 
 
@@ -47,3 +49,19 @@ def test_bad_input():
         widgets.delta_explorer(_draw([]), deltas=[0.2, 0.1])
     with pytest.raises(ValueError, match="deltas"):
         widgets.delta_explorer(_draw([]), deltas=[0.0, 1.2])
+
+
+def test_a_figure_of_nclab_plots_is_an_explorer_and_draws_into_subfigures():
+    calls = []
+
+    def composite(delta, fig):
+        calls.append(type(fig).__name__)
+        return nclab.plots.theorem1_at_delta(delta, num_classes=3, per_class=4, lambda_W=1e-2, lambda_H=1e-2,
+                                             fig=fig)
+
+    html = widgets.delta_explorer(composite, deltas=[0.0, 0.3], static=True, figsize=(9.5, 7))
+    assert html.data.count("data:image/png;base64") == 2
+    # the player hands over one pyplot figure; the drawing splits it into SubFigures
+    assert set(calls) == {"Figure"}
+    fig = nclab.plots.theorem1_at_delta(0.3, num_classes=3, per_class=4, lambda_W=1e-2, lambda_H=1e-2)
+    assert [type(sub).__name__ for sub in fig.subfigs] == ["SubFigure", "SubFigure"]
