@@ -61,3 +61,31 @@ def check_labels(labels: torch.Tensor, num_classes: int, name: str = "labels") -
             f"{name} must lie in [0, {num_classes}), got values from {int(labels.min())} to {int(labels.max())}"
         )
     return labels.long()
+
+
+def check_device(device, name: str = "device") -> str:
+    """Check a device name: ``"auto"`` or one torch parses (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...)."""
+    if str(device) != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    return str(device)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` becomes CUDA when available, else the CPU; other names are checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(check_device(device))
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available here")
+    return resolved
+
+
+def check_known_fields(values, known, what: str) -> None:
+    """Raise when the mapping ``values`` has keys outside ``known``, naming them and the known ones."""
+    known = set(known)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

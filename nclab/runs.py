@@ -11,6 +11,9 @@ version); otherwise it reads the stored result. A run stopped half-way resumes f
 Chapters 2-5 share one set of runs, :func:`book_sweep` (δ ∈ {0, 0.05, 0.1, 0.2, 0.3, 0.4}, three
 seeds), and read what the final networks compute with :func:`outputs`.
 
+:class:`Outputs`, :func:`outputs` and :func:`outputs_by_delta` live in :mod:`nclab.evaluate`, with
+everything else that evaluates a network; they are imported here, where the chapters ask for them.
+
 Profiles
 --------
 One switch picks the scale, so the chapter text stays the same:
@@ -35,22 +38,19 @@ holding ``result.json`` (config, history, provenance; plain JSON) and ``checkpoi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import nclab
-from . import data
-from .train import RESULT, RunResult, TrainConfig, _cpu_threads, resolve_device, train
+from ._checks import check_known_fields
+from .evaluate import Outputs, outputs, outputs_by_delta
+from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cache_name, train
 
 __all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep", "default_workers",
            "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs",
@@ -106,10 +106,7 @@ def config(profile: str | None = None, **overrides) -> TrainConfig:
     values = {**PROFILES[profile], **overrides}
     if any(overrides.get(k) for k in ("lambda_W", "lambda_H", "lambda_b")) and "weight_decay" not in overrides:
         values["weight_decay"] = 0.0
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    check_known_fields(values, TrainConfig.__dataclass_fields__, "config")
     return TrainConfig(**values).validate()
 
 
@@ -129,11 +126,8 @@ def cache_dir() -> Path:
     return Path("~/.cache/nclab").expanduser()
 
 
-def _key(cfg: TrainConfig, version: str | None = None) -> str:
-    """12 hex digits of a hash of the config and the nclab version (None: this one) that trains it."""
-    version = nclab.__version__ if version is None else version
-    text = json.dumps({"config": cfg.to_dict(), "nclab": version}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+# The key and the folder name are defined next to RunResult, which checks a cached result's folder.
+_key = cache_key
 
 
 def run_dir(cfg: TrainConfig, version: str | None = None) -> Path:
@@ -145,8 +139,7 @@ def run_dir(cfg: TrainConfig, version: str | None = None) -> Path:
     found out.
     """
     cfg = cfg.validate()
-    name = f"{cfg.dataset}-{cfg.model}-delta{cfg.delta:g}-seed{cfg.seed}-{_key(cfg, version)}"
-    return cache_dir() / name
+    return cache_dir() / cache_name(cfg, version)
 
 
 def get(cfg: TrainConfig, progress: bool = True, wait: bool = True) -> RunResult:
@@ -333,76 +326,3 @@ def select(results: list[RunResult], deltas) -> list[RunResult]:
         if nearest not in chosen:
             chosen.append(nearest)
     return [r for d in chosen for r in results if r.config.delta == d]
-
-
-@dataclass
-class Outputs:
-    """What a trained network computes on one split: features, logits, labels, and its classifier.
-
-    Attributes
-    ----------
-    features : (N, d) float32 penultimate features h
-    logits : (N, K) float32 logits W h + b
-    labels : (N,) int64 labels
-    weight, bias : the classifier's W (K, d) and b (K,)
-    """
-
-    features: torch.Tensor
-    logits: torch.Tensor
-    labels: torch.Tensor
-    weight: torch.Tensor
-    bias: torch.Tensor
-
-
-@torch.no_grad()
-def outputs(result: RunResult, split: str = "train", batch_size: int = 1024) -> Outputs:
-    """Features and logits of a finished run's final network on one split (chapters 2 and 5).
-
-    Loads the network from the run's checkpoint, in eval mode, onto the run's device (the CPU
-    when a GPU run is opened on a machine without one), and passes
-    the split through it without augmentation, as the measurement of :func:`nclab.train.measure`
-    does. Results come back on the CPU.
-
-    Parameters
-    ----------
-    result : a finished run with a checkpoint (from :func:`get` or :func:`book_sweep`)
-    split : "train", "val" or "test"
-    batch_size : rows per forward pass
-
-    Returns
-    -------
-    Outputs
-    """
-    if not isinstance(result, RunResult):
-        raise ValueError(f"result must be a RunResult, got {type(result).__name__}")
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    # The run's own device when this machine has it; a GPU run opens on the CPU elsewhere.
-    wanted = str(result.config.device)
-    device = resolve_device(wanted if torch.cuda.is_available() or not wanted.startswith("cuda") else "cpu")
-    model = result.load_model(device)
-    batches = data.DeviceBatches(data.load(result.config.dataset, split), device)
-    features, logits = [], []
-    for x, _ in batches.in_order(batch_size):
-        h = model.features(x)
-        features.append(h.float().cpu())
-        logits.append(model.classifier(h).float().cpu())
-    classifier = model.classifier
-    return Outputs(torch.cat(features), torch.cat(logits), batches.labels.cpu(),
-                   classifier.weight.detach().cpu(), classifier.bias.detach().cpu())
-
-
-def outputs_by_delta(results: list[RunResult], split: str = "test") -> dict[float, list[Outputs]]:
-    """:func:`outputs` of every run, grouped by δ (in increasing δ, runs in the given order; chapter 5).
-
-    Example
-    -------
-    >>> test = outputs_by_delta(book_sweep(), "test")             # doctest: +SKIP
-    >>> len(test[0.05]) == len(SWEEP_SEEDS)                       # doctest: +SKIP
-    True
-    """
-    results = list(results)
-    if not results or not all(isinstance(r, RunResult) for r in results):
-        raise ValueError("results must be a non-empty list of RunResult")
-    deltas = sorted({r.config.delta for r in results})
-    return {d: [outputs(r, split) for r in results if r.config.delta == d] for d in deltas}

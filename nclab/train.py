@@ -20,46 +20,43 @@ never train it twice or write over each other's files. Every file is written to 
 of the writing process, fsynced and renamed over the old one, so a reader always finds a complete
 file and a failed write (a full disk, Ctrl-C) leaves the last good one in place. Whatever is read
 back is checked against the config that asked for it.
+
+:func:`measure` (the per-epoch measurement) lives in :mod:`nclab.evaluate` and
+:func:`resolve_device` in ``nclab._checks``; both are imported here under their former names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import errno
+import hashlib
 import io
 import json
 import math
 import os
 import platform
 import re
-import socket
-import sys
-import tempfile
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from filelock import FileLock, Timeout
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 import nclab
-from . import calibration, data, metrics, models
-from ._checks import check_delta
+from . import data, models
+from ._checks import check_delta, check_device, check_known_fields, resolve_device
+from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
+from .evaluate import RECORD_FIELDS, measure
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "sgd_step", "lr_at", "resolve_device"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-LOCK = ".lock"  # held (flock) by the process that trains the run
-OWNER = ".lock-owner"  # who holds the lock: read by a process that finds it taken
-ECE_BINS = 20  # the paper's main calibration numbers use 20 equal-width bins
-MEASURE_BATCH_SIZE = 1024
 _CHECKPOINT_FORMAT = "nclab-checkpoint-1"
 
 
@@ -145,12 +142,7 @@ class TrainConfig:
             raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
                              f"lambda_b are used (they replace it), got {self.weight_decay!r}")
         self.augment = bool(self.augment)
-        if str(self.device) != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
-        self.device = str(self.device)
+        self.device = check_device(self.device)
         return self
 
     @property
@@ -165,10 +157,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        check_known_fields(values, (f.name for f in dataclasses.fields(cls)), "TrainConfig")
         return cls(**values).validate()
 
 
@@ -178,91 +167,11 @@ def _integer(name: str, value, low: int) -> int:
     return int(value)
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` becomes CUDA when available, else the CPU; other names are checked."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available here")
-    return resolved
-
-
 def lr_at(config: TrainConfig, epoch: int) -> float:
     """Learning rate used during ``epoch`` (1-based): step decay after each milestone, or cosine."""
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.epochs))
     return config.lr * config.gamma ** sum(epoch > m for m in config.milestones)
-
-
-@torch.no_grad()
-def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: data.DeviceBatches,
-            test_data: data.DeviceBatches, delta: float, batch_size: int = MEASURE_BATCH_SIZE) -> dict:
-    """Measure a model the way the paper does: collapse on the training set, calibration on the test set.
-
-    One eval-mode float32 forward pass over the training split (no augmentation, large batches)
-    keeps every feature vector and logit on the device, from which
-    :func:`~nclab.metrics.collapse_report_from_features` computes NC1-NC4 and the norms in two
-    passes over the kept features (class means, then projected deviations). Forward passes over the
-    validation and test splits give the test loss and error, the test ECE (20 bins), a temperature
-    T fitted on the validation split by minimizing NLL, and the test ECE of logits/T (chapter 5).
-
-    Parameters
-    ----------
-    model : a :class:`nclab.models.Classifier`
-    train_data, val_data, test_data : the three splits, as :class:`nclab.data.DeviceBatches`
-    delta : the label smoothing of the run (the reported losses are LS losses with this δ)
-    batch_size : rows per forward pass
-
-    Returns
-    -------
-    dict of floats: train_loss, train_error, test_loss, test_error, every field of
-    :class:`~nclab.metrics.CollapseReport`, test_ece, test_ece_scaled, temperature.
-    """
-    was_training = model.training
-    model.eval()
-    features, logits = _forward(model, train_data, batch_size)
-    if not bool(torch.isfinite(logits).all()):
-        raise FloatingPointError("the network's outputs are not finite (training diverged): lower lr")
-    classifier = model.classifier
-    report = metrics.collapse_report_from_features(features, train_data.labels, classifier.weight,
-                                                   classifier.bias, logits)
-    test_logits = _forward(model, test_data, batch_size)[1]
-    val_logits = _forward(model, val_data, batch_size)[1]
-    temperature = calibration.fit_temperature(val_logits, val_data.labels)
-    model.train(was_training)
-    return {
-        # The LS loss of nclab.losses.label_smoothing_loss, without its per-call input checks.
-        "train_loss": float(F.cross_entropy(logits, train_data.labels, label_smoothing=delta)),
-        "train_error": _error(logits, train_data.labels),
-        "test_loss": float(F.cross_entropy(test_logits, test_data.labels, label_smoothing=delta)),
-        "test_error": _error(test_logits, test_data.labels),
-        **report.as_dict(),
-        "test_ece": float(calibration.ece(test_logits, test_data.labels, n_bins=ECE_BINS)),
-        "test_ece_scaled": float(calibration.ece(test_logits / temperature, test_data.labels, n_bins=ECE_BINS)),
-        "temperature": float(temperature),
-    }
-
-
-def _forward(model: models.Classifier, batches: data.DeviceBatches, batch_size: int):
-    """Features and logits of a whole split, concatenated on its device.
-
-    Always in float32, also on a GPU where training uses bf16: bf16 keeps about three significant
-    digits, and that rounding alone would put a floor under NC1 late in training.
-    """
-    features, logits = [], []
-    for x, _ in batches.in_order(batch_size):
-        h = model.features(x)
-        features.append(h)
-        logits.append(model.classifier(h))
-    return torch.cat(features), torch.cat(logits)
-
-
-def _error(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.argmax(1) != labels).float().mean())
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume: bool = True,
@@ -337,52 +246,6 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
             return _train(config, run_dir, resume, show)
 
 
-class RunLocked(RuntimeError):
-    """Another process holds the lock of the run folder (raised by :func:`train` with ``wait=False``)."""
-
-
-@contextmanager
-def _run_lock(run_dir: Path, wait: bool, show: bool):
-    """Hold ``run_dir``'s lock for the block, creating the folder first; see :func:`train`."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(run_dir))
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _located(exc, run_dir) from None
-    lock = FileLock(str(run_dir / LOCK))
-    try:
-        try:
-            lock.acquire(blocking=False)
-        except Timeout:
-            holder = _lock_holder(run_dir)
-            if not wait:
-                raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish, "
-                                "or use another run folder") from None
-            if show:
-                print(f"{run_dir} is being trained by {holder}; waiting for it to finish", file=sys.stderr)
-            lock.acquire()
-    except OSError as exc:
-        raise _located(exc, run_dir / LOCK) from None
-    try:
-        owner = {"pid": os.getpid(), "host": socket.gethostname(),
-                 "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
-        _write_atomically(run_dir / OWNER, json.dumps(owner).encode())
-        yield
-    finally:
-        _remove(run_dir / OWNER)
-        lock.release()
-
-
-def _lock_holder(run_dir: Path) -> str:
-    """Who holds ``run_dir``'s lock, in words, from the owner file its holder writes."""
-    try:
-        owner = json.loads((run_dir / OWNER).read_text())
-        return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"  # it has the lock but has not written its owner file yet
-
-
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
@@ -399,8 +262,9 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
 
     # Model, SGD momentum buffers and the generator that draws the batch order (and the augmentations).
     torch.manual_seed(config.seed)
-    model = models.build(config.model, train_set.num_classes, train_set.in_channels,
-                         train_set.image_size, config.width).to(device)
+    shape = {"num_classes": train_set.num_classes, "in_channels": train_set.in_channels,
+             "image_size": train_set.image_size}
+    model = models.build(config.model, *shape.values(), config.width).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = list(model.parameters())
@@ -455,7 +319,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
             # A diverged state is not worth keeping: the last finite epoch stays the checkpoint.
             if not all(bool(torch.isfinite(p).all()) for p in params):
                 raise _diverged(epoch, lr)
-            _save(checkpoint, config, epoch, history, elapsed, model, velocity, shuffle)
+            _save(checkpoint, config, epoch, history, elapsed, model, velocity, shuffle, shape)
 
     result = RunResult(config, history, _provenance(device), run_dir)
     if run_dir is not None:
@@ -505,61 +369,6 @@ def _cpu_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-# Files ------------------------------------------------------------------------------------------
-
-# Files are created with the usual permissions (mkstemp alone would make them private).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
-    """Replace ``path`` by ``payload`` so that a reader sees the old file or the new one, never a part.
-
-    The bytes go to a temporary file of this process in the same folder (``mkstemp``: two
-    processes never share one), are fsynced, and the file is renamed over ``path``; the folder is
-    fsynced so the rename survives a crash. When anything fails (a full disk, Ctrl-C) the temporary
-    file is removed and ``path`` keeps its last complete content; an OSError names ``path``.
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _located(exc, path) from None
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        _remove(Path(tmp))
-        if isinstance(exc, OSError):
-            raise _located(exc, path) from None
-        raise
-    try:
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return  # a folder that cannot be opened cannot be fsynced either (the file itself is)
-    try:
-        os.fsync(folder)
-    except OSError:
-        pass  # some file systems do not fsync folders; the rename itself has been made
-    finally:
-        os.close(folder)
-
-
-def _located(exc: OSError, path: Path) -> OSError:
-    """``exc`` naming ``path`` (an OSError of the same kind, e.g. PermissionError, when it named none)."""
-    if exc.filename is not None or exc.errno is None:
-        return exc
-    return OSError(exc.errno, exc.strerror or str(exc), str(path))
-
-
-def _remove(path: Path) -> None:
-    with suppress(OSError):
-        path.unlink()
-
-
 def _differences(saved: dict, wanted: dict) -> str:
     """The fields where two configs differ, as ``name=value there, value here`` (config dicts)."""
     return ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} here"
@@ -569,8 +378,11 @@ def _differences(saved: dict, wanted: dict) -> str:
 # Checkpoints ------------------------------------------------------------------------------------
 
 def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
-          velocity: list[torch.Tensor], shuffle: torch.Generator) -> None:
-    """Write the full training state to ``path`` (see :func:`_write_atomically`)."""
+          velocity: list[torch.Tensor], shuffle: torch.Generator, shape: dict) -> None:
+    """Write the full training state to ``path`` (see :func:`_write_atomically`).
+
+    ``shape`` holds the dataset's ``num_classes``, ``in_channels`` and ``image_size``.
+    """
     state = {
         "format": _CHECKPOINT_FORMAT,
         "config": config.to_dict(),
@@ -578,6 +390,8 @@ def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elap
         "history": history,
         "elapsed": elapsed,
         "model": model.state_dict(),
+        # What the network's shape depends on besides the config: opening the model needs no data.
+        **shape,
         "velocity": velocity,
         "torch_rng": torch.get_rng_state(),
         "shuffle_rng": shuffle.get_state(),
@@ -779,20 +593,17 @@ class RunResult:
         if state["epoch"] != self.config.epochs:
             raise ValueError(f"checkpoint {path} holds epoch {state['epoch']!r}, not the last epoch "
                              f"{self.config.epochs} of its result; delete the run folder to train it again")
-        info = data.load(self.config.dataset, "test")
-        model = models.build(self.config.model, info.num_classes, info.in_channels, info.image_size,
-                             self.config.width)
+        shape = [state.get(k) for k in ("num_classes", "in_channels", "image_size")]
+        if any(v is None for v in shape):
+            # A checkpoint written before these fields were stored: the dataset tells them.
+            info = data.load(self.config.dataset, "test")
+            shape = [info.num_classes, info.in_channels, info.image_size]
+        model = models.build(self.config.model, *shape, self.config.width)
         try:
             model.load_state_dict(state["model"])
         except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise _unfit(path, exc) from None
         return model.to(device).eval()
-
-
-# What a finished result must hold: every field of a history record (see train and measure).
-_RECORD_FIELDS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
-                  *(f.name for f in dataclasses.fields(metrics.CollapseReport)),
-                  "test_ece", "test_ece_scaled", "temperature", "time_train", "time_measure", "time_elapsed")
 
 
 def _check_history(history, config: TrainConfig, path: Path) -> None:
@@ -803,11 +614,11 @@ def _check_history(history, config: TrainConfig, path: Path) -> None:
     else:
         previous = 0
         for i, record in enumerate(history):
-            missing = [k for k in _RECORD_FIELDS if not isinstance(record, dict) or k not in record]
+            missing = [k for k in RECORD_FIELDS if not isinstance(record, dict) or k not in record]
             if missing:
                 problem = f"record {i} of its history lacks {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}"
                 break
-            bad = [k for k in _RECORD_FIELDS if record[k] is not None and
+            bad = [k for k in RECORD_FIELDS if record[k] is not None and
                    (isinstance(record[k], bool) or not isinstance(record[k], (int, float)))]
             if bad:
                 problem = f"record {i} of its history has non-numbers in {', '.join(bad[:4])}"
@@ -824,6 +635,18 @@ def _check_history(history, config: TrainConfig, path: Path) -> None:
         raise ValueError(f"{path} is not a finished nclab run result ({problem}); delete it to train the run again")
 
 
+def cache_key(config: TrainConfig, version: str | None = None) -> str:
+    """12 hex digits of a hash of the config and the nclab version (None: this one) that trains it."""
+    version = nclab.__version__ if version is None else version
+    text = json.dumps({"config": config.to_dict(), "nclab": version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_name(config: TrainConfig, version: str | None = None) -> str:
+    """The name of a config's folder in the result cache (:func:`nclab.runs.run_dir`)."""
+    return f"{config.dataset}-{config.model}-delta{config.delta:g}-seed{config.seed}-{cache_key(config, version)}"
+
+
 _CACHE_NAME = re.compile(r"^(?P<prefix>.+)-delta(?P<delta>[^/]+)-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{12})$")
 
 
@@ -832,10 +655,8 @@ def _check_cache_name(path: Path, config: TrainConfig, provenance: dict) -> None
     named = _CACHE_NAME.match(path.parent.name)
     if named is None:
         return  # not a cache folder: a run folder the user chose
-    from .runs import _key, run_dir  # the cache's naming (runs imports this module, so not at the top)
-
     version = provenance.get("nclab") if isinstance(provenance.get("nclab"), str) else None
-    if path.parent.name == run_dir(config, version).name:
+    if path.parent.name == cache_name(config, version):
         return
     held = {"dataset-model": f"{config.dataset}-{config.model}", "delta": f"{config.delta:g}",
             "seed": str(config.seed)}
@@ -843,7 +664,7 @@ def _check_cache_name(path: Path, config: TrainConfig, provenance: dict) -> None
                        for k, name in (("dataset-model", "prefix"), ("delta", "delta"), ("seed", "seed"))
                        if held[k] != named[name])
     if not differ:
-        differ = (f"config key {_key(config, version)} in the file, "
+        differ = (f"config key {cache_key(config, version)} in the file, "
                   f"{named['key']} in the folder name: another epochs, width, lr or other field")
     raise ValueError(f"{path} holds another run than its cache folder is named for ({differ}); delete the "
                      "folder to train the run again")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nclab import runs
+from nclab import _files, runs
 from nclab import train as train_module
 from nclab.train import CHECKPOINT, LOCK, OWNER, RESULT, RunLocked, RunResult, train
 
@@ -129,7 +129,7 @@ def test_a_cache_caller_that_waited_reads_the_finished_result(cache, gated_train
 _CHILD = """
 import json
 import nclab.train as t
-from nclab import runs
+from nclab import _files, runs
 
 trained = []
 real = t._train
@@ -295,7 +295,7 @@ def test_result_json_is_fsynced_before_its_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     result.save(tmp_path / RESULT)
     assert events.index(("fsync", True)) < events.index(("replace", RESULT))
-    assert (tmp_path / RESULT).stat().st_mode & 0o777 == 0o666 & ~train_module._UMASK
+    assert (tmp_path / RESULT).stat().st_mode & 0o777 == 0o666 & ~_files._UMASK
 
 
 _TMPFS_SCRIPT = """

@@ -1,0 +1,125 @@
+"""The files of a run folder: atomic writes and the lock that one training process holds.
+
+Every file is written to a temporary file of the writing process, fsynced and renamed over the
+old one (:func:`_write_atomically`), so a reader always finds a complete file. One process at a
+time trains in a run folder: it holds the folder's lock (``.lock``), with its process id in
+``.lock-owner`` (:func:`_run_lock`). :mod:`nclab.train` uses both; its names re-export these.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+import socket
+import sys
+import tempfile
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+__all__ = ["LOCK", "OWNER", "RunLocked"]
+
+LOCK = ".lock"  # held (flock) by the process that trains the run
+OWNER = ".lock-owner"  # who holds the lock: read by a process that finds it taken
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the lock of the run folder (raised by :func:`nclab.train.train` with ``wait=False``)."""
+
+
+@contextmanager
+def _run_lock(run_dir: Path, wait: bool, show: bool):
+    """Hold ``run_dir``'s lock for the block, creating the folder first; see :func:`nclab.train.train`."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(run_dir))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _located(exc, run_dir) from None
+    lock = FileLock(str(run_dir / LOCK))
+    try:
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            holder = _lock_holder(run_dir)
+            if not wait:
+                raise RunLocked(f"{run_dir} is being trained by {holder}; wait for it to finish, "
+                                "or use another run folder") from None
+            if show:
+                print(f"{run_dir} is being trained by {holder}; waiting for it to finish", file=sys.stderr)
+            lock.acquire()
+    except OSError as exc:
+        raise _located(exc, run_dir / LOCK) from None
+    try:
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        _write_atomically(run_dir / OWNER, json.dumps(owner).encode())
+        yield
+    finally:
+        _remove(run_dir / OWNER)
+        lock.release()
+
+
+def _lock_holder(run_dir: Path) -> str:
+    """Who holds ``run_dir``'s lock, in words, from the owner file its holder writes."""
+    try:
+        owner = json.loads((run_dir / OWNER).read_text())
+        return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"  # it has the lock but has not written its owner file yet
+
+
+# Files are created with the usual permissions (mkstemp alone would make them private).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
+    """Replace ``path`` by ``payload`` so that a reader sees the old file or the new one, never a part.
+
+    The bytes go to a temporary file of this process in the same folder (``mkstemp``: two
+    processes never share one), are fsynced, and the file is renamed over ``path``; the folder is
+    fsynced so the rename survives a crash. When anything fails (a full disk, Ctrl-C) the temporary
+    file is removed and ``path`` keeps its last complete content; an OSError names ``path``.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _located(exc, path) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove(Path(tmp))
+        if isinstance(exc, OSError):
+            raise _located(exc, path) from None
+        raise
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return  # a folder that cannot be opened cannot be fsynced either (the file itself is)
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass  # some file systems do not fsync folders; the rename itself has been made
+    finally:
+        os.close(folder)
+
+
+def _located(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (an OSError of the same kind, e.g. PermissionError, when it named none)."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
