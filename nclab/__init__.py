@@ -8,6 +8,7 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
+- :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta (chapter 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
 - :mod:`nclab.train` one training run, measured every epoch (chapters 2-5, 9)
@@ -32,7 +33,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "losses", "metrics", "calibration", "ufm", "hessian", "data", "models",
+    "losses", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
     "train", "runs", "stats", "tables", "evidence", "plots", "widgets",
 )
 

@@ -63,6 +63,25 @@ def check_labels(labels: torch.Tensor, num_classes: int, name: str = "labels") -
     return labels.long()
 
 
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Check an integer count: an int (not a bool) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive_number(value, name: str, allow_zero: bool = False) -> float:
+    """Check a strength, step size or tolerance: a finite number > 0 (>= 0 with ``allow_zero``)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}") from exc
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {expected}, got {value!r}")
+    return number
+
+
 def check_device(device, name: str = "device") -> str:
     """Check a device name: ``"auto"`` or one torch parses (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...)."""
     if str(device) != "auto":

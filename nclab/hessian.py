@@ -99,7 +99,7 @@ def dense_hessian(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -
     >>> dense_hessian(ufm, sol.W, sol.H, sol.b).shape
     torch.Size([30, 30])
     """
-    theta = flatten(*ufm._check_point(W, H, b, ufm.num_samples)).detach()
+    theta = flatten(*ufm.check_point(W, H, b)).detach()
     gradient = torch.func.grad(lambda t: ufm.objective(*unflatten(ufm, t)))
     hessian = torch.func.jacrev(gradient, chunk_size=_DENSE_CHUNK)(theta)
     return 0.5 * (hessian + hessian.T)
@@ -355,7 +355,7 @@ class _ClassSpace:
 def _check_ufm(ufm) -> UFM:
     if not isinstance(ufm, UFM):
         raise ValueError(f"ufm must be an nclab.ufm.UFM, got {type(ufm).__name__}")
-    ufm._require_etf_dim()
+    ufm.require_etf_dim()
     return ufm
 
 
@@ -451,7 +451,7 @@ def hessian_vector_product(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.
     Costs about two evaluations of the objective per product; the Hessian is never formed.
     Accepts and returns float64 torch vectors of length ``ufm.num_parameters``.
     """
-    theta = flatten(*ufm._check_point(W, H, b, ufm.num_samples)).detach().requires_grad_(True)
+    theta = flatten(*ufm.check_point(W, H, b)).detach().requires_grad_(True)
     grad = torch.autograd.grad(ufm.objective(*unflatten(ufm, theta)), theta, create_graph=True)[0]
     return lambda v: torch.autograd.grad(grad, theta, grad_outputs=v.to(DTYPE), retain_graph=True)[0]
 

@@ -30,7 +30,6 @@ shift invariant), so every b = c 1 is a minimizer too and :meth:`UFM.closed_form
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,16 +37,14 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics
-from ._checks import check_delta, check_num_classes
+from ._checks import check_delta, check_num_classes, check_positive_int, check_positive_number
 
 __all__ = [
     "UFM",
     "UFMSolution",
     "Trajectory",
-    "ConvergenceResult",
     "theorem1_curves",
     "simplex_basis",
-    "convergence_experiment",
 ]
 
 DTYPE = torch.float64
@@ -58,23 +55,6 @@ _LBFGS_PATIENCE = 10
 # torch's L-BFGS drops curvature pairs with y^T s <= 1e-10, an absolute threshold that the small
 # final steps fall below; it minimizes this multiple of f instead (same minimizer, same steps).
 _LBFGS_OBJECTIVE_SCALE = 1e6
-
-
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_weight(value, name: str, allow_zero: bool) -> float:
-    try:
-        value_f = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not math.isfinite(value_f) or value_f < 0 or (value_f == 0 and not allow_zero):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {expected}, got {value!r}")
-    return value_f
 
 
 def _beta(num_classes: int, per_class: int, lambda_W, lambda_H, delta):
@@ -109,9 +89,9 @@ def theorem1_curves(num_classes: int, per_class: int, lambda_W: float, lambda_H:
     array([3.4987, 2.9371])
     """
     num_classes = check_num_classes(num_classes)
-    per_class = _check_positive_int(per_class, "per_class")
-    lambda_W = _check_weight(lambda_W, "lambda_W", allow_zero=False)
-    lambda_H = _check_weight(lambda_H, "lambda_H", allow_zero=False)
+    per_class = check_positive_int(per_class, "per_class")
+    lambda_W = check_positive_number(lambda_W, "lambda_W", allow_zero=False)
+    lambda_H = check_positive_number(lambda_H, "lambda_H", allow_zero=False)
     delta = np.asarray(deltas, dtype=np.float64)
     for value in delta.ravel():
         check_delta(value, "deltas")
@@ -247,11 +227,11 @@ class UFM:
     def __post_init__(self):
         set_ = object.__setattr__
         set_(self, "num_classes", check_num_classes(self.num_classes))
-        set_(self, "per_class", _check_positive_int(self.per_class, "per_class"))
-        set_(self, "dim", _check_positive_int(self.dim, "dim"))
-        set_(self, "lambda_W", _check_weight(self.lambda_W, "lambda_W", allow_zero=False))
-        set_(self, "lambda_H", _check_weight(self.lambda_H, "lambda_H", allow_zero=False))
-        set_(self, "lambda_b", _check_weight(self.lambda_b, "lambda_b", allow_zero=True))
+        set_(self, "per_class", check_positive_int(self.per_class, "per_class"))
+        set_(self, "dim", check_positive_int(self.dim, "dim"))
+        set_(self, "lambda_W", check_positive_number(self.lambda_W, "lambda_W", allow_zero=False))
+        set_(self, "lambda_H", check_positive_number(self.lambda_H, "lambda_H", allow_zero=False))
+        set_(self, "lambda_b", check_positive_number(self.lambda_b, "lambda_b", allow_zero=True))
         set_(self, "delta", check_delta(self.delta))
 
     @property
@@ -286,8 +266,34 @@ class UFM:
 
     # objective and gradient ------------------------------------------------------------------
 
-    def _check_point(self, W, H, b, num_columns: int, H_name: str = "H"):
+    def check_point(self, W, H, b, num_columns: int | None = None,
+                    H_name: str = "H") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Check that (W, H, b) is a point of this problem: floating-point tensors of the right shapes.
+
+        Parameters
+        ----------
+        W, H, b : the classifier (K, d), the features (d, ``num_columns``) and the bias (K,)
+        num_columns : columns of H; default N = nK (``class_means`` have K)
+        H_name : the name of H in the error message
+
+        Returns
+        -------
+        (W, H, b), unchanged.
+
+        Raises
+        ------
+        ValueError naming the first argument that is not a floating-point tensor of its shape.
+
+        Example
+        -------
+        >>> ufm = UFM(3, 2, 4, 1e-2, 1e-2)
+        >>> W, H, b = ufm.check_point(torch.zeros(3, 4), torch.zeros(4, 5), torch.zeros(3))
+        Traceback (most recent call last):
+        ...
+        ValueError: H must have shape (4, 6), got (4, 5)
+        """
         K, d = self.num_classes, self.dim
+        num_columns = self.num_samples if num_columns is None else num_columns
         shapes = {"W": (K, d), H_name: (d, num_columns), "b": (K,)}
         tensors = {}
         for name, value in zip(shapes, (W, H, b)):
@@ -309,7 +315,7 @@ class UFM:
         -------
         torch.Tensor, a scalar of the dtype of the inputs.
         """
-        return self._objective(*self._check_point(W, H, b, self.num_samples), self.labels())
+        return self._objective(*self.check_point(W, H, b), self.labels())
 
     def _objective(self, W, H, b, labels) -> torch.Tensor:
         loss = F.cross_entropy((W @ H).T + b, labels, label_smoothing=self.delta)
@@ -323,7 +329,7 @@ class UFM:
         (1/K) sum_k L_delta(W h_bar_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||H_bar||^2
         + (lambda_b/2)||b||^2. The Hessian of the class-mean modes is built from it.
         """
-        W, class_means, b = self._check_point(W, class_means, b, self.num_classes, "class_means")
+        W, class_means, b = self.check_point(W, class_means, b, self.num_classes, "class_means")
         logits = (W @ class_means).T + b
         loss = F.cross_entropy(logits, torch.arange(self.num_classes), label_smoothing=self.delta)
         return loss + 0.5 * (self.lambda_W * W.square().sum()
@@ -337,7 +343,7 @@ class UFM:
 
     def summarize(self, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> UFMSolution:
         """Measure norms, margin, confidence and objective of a point (see :class:`UFMSolution`)."""
-        W, H, b = (t.detach().to(DTYPE) for t in self._check_point(W, H, b, self.num_samples))
+        W, H, b = (t.detach().to(DTYPE) for t in self.check_point(W, H, b))
         labels = self.labels()
         logits = (W @ H).T + b
         true = logits.gather(1, labels[:, None])[:, 0]
@@ -354,7 +360,9 @@ class UFM:
 
     # Theorem 1 -----------------------------------------------------------------------------------
 
-    def _require_etf_dim(self) -> None:
+    def require_etf_dim(self) -> None:
+        """Raise a ValueError unless dim >= K - 1, the premise of Theorem 1 (a simplex ETF of K
+        vectors needs K - 1 dimensions); everything computed at the minimizer needs it."""
         if self.dim < self.num_classes - 1:
             raise ValueError(
                 f"dim must be >= num_classes - 1 = {self.num_classes - 1} for Theorem 1 "
@@ -369,7 +377,7 @@ class UFM:
         ValueError if dim < K - 1: the theorem's premise fails, and its numbers would describe a
         minimizer that does not exist in so few dimensions.
         """
-        self._require_etf_dim()
+        self.require_etf_dim()
         curves = theorem1_curves(self.num_classes, self.per_class, self.lambda_W, self.lambda_H, self.delta)
         return {name: float(value) for name, value in curves.items() if name != "delta"}
 
@@ -397,7 +405,7 @@ class UFM:
         ------
         ValueError if dim < K - 1.
         """
-        self._require_etf_dim()
+        self.require_etf_dim()
         K, d = self.num_classes, self.dim
         t = self.theorem1()
         s, rho = self.minimizer_scales()
@@ -414,21 +422,10 @@ class UFM:
 
     def initial_point(self, seed: int = 0, scale: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A random start: W, H and b with independent N(0, scale^2) entries (float64, seeded)."""
-        scale = _check_weight(scale, "scale", allow_zero=False)
+        scale = check_positive_number(scale, "scale", allow_zero=False)
         generator = torch.Generator().manual_seed(int(seed))
         K, d, N = self.num_classes, self.dim, self.num_samples
         return tuple(scale * torch.randn(shape, generator=generator, dtype=DTYPE) for shape in ((K, d), (d, N), (K,)))
-
-    def default_lr(self) -> float:
-        """1 / lambda_max of the Hessian at Theorem 1's minimizer (chapter 7).
-
-        Gradient descent near a minimizer is stable for lr < 2 / lambda_max; 1 / lambda_max is the
-        step at which the stiffest mode is removed in one step, and the number of steps to shrink
-        a mode of curvature mu by a factor e is then about lambda_max / mu.
-        """
-        from .hessian import reduced_spectrum
-
-        return 1.0 / reduced_spectrum(self).max
 
     def solve(self, method: str = "lbfgs", steps: int = 1000, lr: float | None = None, seed: int = 0,
               init=None, log_every: int = 1, tol: float = 1e-10,
@@ -443,8 +440,8 @@ class UFM:
             sqrt(lambda_b) b), which makes every weight-decay term (1/2)||.||^2; the trajectory
             is reported in (W, H, b)
         steps : maximum number of iterations
-        lr : step size; default 1 / lambda_max at the minimizer for "gd" (:meth:`default_lr`),
-            1 for "lbfgs"
+        lr : step size; required for "gd" (:func:`nclab.descent.default_lr` gives 1 / lambda_max
+            at the minimizer), default 1 for "lbfgs"
         seed, init_scale : the random start when ``init`` is None or "random" (:meth:`initial_point`)
         init : None, "random", or a tuple (W, H, b) to start from (copied)
         log_every : record the trajectory every this many iterations (and at the last one)
@@ -470,16 +467,19 @@ class UFM:
         """
         if method not in ("gd", "lbfgs"):
             raise ValueError(f"method must be 'gd' or 'lbfgs', got {method!r}")
-        steps = _check_positive_int(steps, "steps", minimum=0)
-        log_every = _check_positive_int(log_every, "log_every")
-        tol = _check_weight(tol, "tol", allow_zero=True)
+        steps = check_positive_int(steps, "steps", minimum=0)
+        log_every = check_positive_int(log_every, "log_every")
+        tol = check_positive_number(tol, "tol", allow_zero=True)
+        if lr is None and method == "gd":
+            raise ValueError("method 'gd' needs a step size lr; nclab.descent.default_lr(ufm) gives "
+                             "1 / lambda_max of the Hessian at the minimizer")
         if lr is None:
-            lr = self.default_lr() if method == "gd" else 1.0
-        lr = _check_weight(lr, "lr", allow_zero=False)
+            lr = 1.0
+        lr = check_positive_number(lr, "lr", allow_zero=False)
         if init is None or (isinstance(init, str) and init == "random"):
             start = self.initial_point(seed, init_scale)
         elif isinstance(init, (tuple, list)) and len(init) == 3:
-            start = self._check_point(*init, self.num_samples)
+            start = self.check_point(*init)
         else:
             raise ValueError(f"init must be None, 'random' or a tuple (W, H, b), got {type(init).__name__}")
         labels = self.labels()
@@ -554,140 +554,3 @@ class _Recorder:
     def trajectory(self) -> Trajectory:
         columns = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
         return Trajectory(columns[0].astype(np.int64), *columns[1:])
-
-
-# convergence of gradient descent against delta ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConvergenceResult:
-    """Gradient descent on the UFM for several deltas from one random start.
-
-    Attributes
-    ----------
-    table : one dict per delta: "delta", "beta", "lr", "lambda_max" and "lambda_min" (largest and
-        smallest nonzero Hessian eigenvalue at the minimizer), "kappa" (their ratio), then for
-        each threshold name the first logged step after which the quantity stays below its
-        threshold (None if it never settles), and "final_gap"
-    trajectories : delta -> :class:`Trajectory`, for plotting
-    thresholds : the thresholds used, by name (see :func:`convergence_experiment`)
-    """
-
-    table: list[dict]
-    trajectories: dict[float, Trajectory]
-    thresholds: dict[str, float]
-
-    def format(self) -> str:
-        """The table as aligned text."""
-        names = ["delta", "beta", "lr", "kappa", *self.thresholds]
-        lines = ["  ".join(f"{name:>12}" for name in names)]
-        for row in self.table:
-            cells = []
-            for name in names:
-                value = row[name]
-                if value is None:
-                    cells.append(f"{'never':>12}")
-                elif isinstance(value, (int, np.integer)):
-                    cells.append(f"{value:>12d}")
-                else:
-                    cells.append(f"{value:>12.4g}")
-            lines.append("  ".join(cells))
-        return "\n".join(lines)
-
-
-DEFAULT_THRESHOLDS = {"objective_gap": 1e-10, "nc1": 1e-6, "w_norm": 1e-5, "h_norm": 1e-5}
-
-
-def _settling_step(steps: np.ndarray, values: np.ndarray, threshold: float) -> int | None:
-    """First recorded step after which ``values`` stay below ``threshold`` (NaN counts as above)."""
-    above = np.nonzero(~(values < threshold))[0]
-    if len(above) == 0:
-        return int(steps[0])
-    first_good = above[-1] + 1
-    return int(steps[first_good]) if first_good < len(steps) else None
-
-
-def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3), num_classes: int = 4,
-                           per_class: int = 5, dim: int = 6, lambda_W: float = 5e-3, lambda_H: float = 5e-3,
-                           lambda_b: float = 5e-3, steps: int = 3000, lr: float | str = "auto",
-                           seed: int = 0, init_scale: float = 0.1,
-                           thresholds: dict[str, float] | None = None,
-                           log_every: int = 5) -> ConvergenceResult:
-    """How many gradient-descent steps each delta needs, from the same random start (chapter 7).
-
-    For each delta, plain gradient descent runs on the UFM from one shared random point and the
-    trajectory is compared with Theorem 1's minimizer. A quantity has converged at the first
-    recorded step after which it stays below its threshold:
-
-    - "objective_gap": f(W, H, b) - f*, absolute
-    - "nc1": NC1 of the features
-    - "w_norm", "h_norm": relative errors abs(mean ‖w_k‖ / ‖w*‖ − 1) and the same for the
-      centred class means
-
-    Step size: ``lr="auto"`` uses 1/lambda_max(delta) of the Hessian at each delta's minimizer
-    (the largest step that removes the stiffest mode without oscillation; then the steps per
-    e-fold decay of a mode of curvature mu are lambda_max / mu, so step counts compare condition
-    numbers). ``lr="shared"`` uses the smallest of those for every delta (then step counts
-    compare the smallest curvatures, as when CE and LS are trained with the same optimizer
-    settings). A number is used as is. Far from the minimizer the curvature can be larger: at a
-    random start the softmax is nearly uniform and the bias alone has curvature about 1/K, so
-    for weakly regularized problems "auto" can diverge; a ValueError then asks for a smaller lr.
-    The defaults run in a few seconds.
-
-    Parameters
-    ----------
-    deltas : smoothing values to compare
-    num_classes, per_class, dim, lambda_W, lambda_H, lambda_b : the UFM (see :class:`UFM`)
-    steps : gradient-descent steps per delta (runs stop early once the gradient norm is 1e-13)
-    lr : "auto", "shared" or a positive number
-    seed, init_scale : the shared random start (:meth:`UFM.initial_point`)
-    thresholds : dict overriding some of the default thresholds
-        {"objective_gap": 1e-10, "nc1": 1e-6, "w_norm": 1e-5, "h_norm": 1e-5}
-    log_every : record every this many steps (the resolution of the step counts)
-
-    Returns
-    -------
-    :class:`ConvergenceResult` with the table and the per-delta trajectories.
-
-    Example
-    -------
-    >>> result = convergence_experiment(deltas=(0.0, 0.1))
-    >>> print(result.format())  # doctest: +SKIP
-    """
-    from .hessian import reduced_spectrum
-
-    chosen = dict(DEFAULT_THRESHOLDS)
-    for name, value in (thresholds or {}).items():
-        if name not in DEFAULT_THRESHOLDS:
-            raise ValueError(f"thresholds keys must be among {sorted(DEFAULT_THRESHOLDS)}, got {name!r}")
-        chosen[name] = _check_weight(value, f"thresholds[{name!r}]", allow_zero=False)
-    if len(deltas) == 0:
-        raise ValueError("deltas must hold at least one smoothing value")
-    problems = [UFM(num_classes, per_class, dim, lambda_W, lambda_H, lambda_b, delta) for delta in deltas]
-    spectra = [reduced_spectrum(ufm) for ufm in problems]
-    if isinstance(lr, str):
-        if lr not in ("auto", "shared"):
-            raise ValueError(f"lr must be 'auto', 'shared' or a positive number, got {lr!r}")
-        rates = [1.0 / spectrum.max for spectrum in spectra]
-        rates = rates if lr == "auto" else [min(rates)] * len(rates)
-    else:
-        rates = [_check_weight(lr, "lr", allow_zero=False)] * len(problems)
-    start = problems[0].initial_point(seed, init_scale)
-
-    table, trajectories = [], {}
-    for ufm, spectrum, rate in zip(problems, spectra, rates):
-        best = ufm.closed_form()
-        _, traj = ufm.solve("gd", steps=steps, lr=rate, init=start, log_every=log_every, tol=1e-13)
-        series = {
-            "objective_gap": traj.objective - best.objective,
-            "nc1": traj.nc1,
-            "w_norm": np.abs(traj.w_norm / best.w_norm - 1) if best.w_norm > 0 else traj.w_norm,
-            "h_norm": np.abs(traj.h_norm / best.h_norm - 1) if best.h_norm > 0 else traj.h_norm,
-        }
-        row = {"delta": ufm.delta, "beta": ufm.beta, "lr": rate, "lambda_max": spectrum.max,
-               "lambda_min": spectrum.min_nonzero(), "kappa": spectrum.max / spectrum.min_nonzero()}
-        row.update({name: _settling_step(traj.step, series[name], chosen[name]) for name in chosen})
-        row["final_gap"] = float(series["objective_gap"][-1])
-        table.append(row)
-        trajectories[ufm.delta] = traj
-    return ConvergenceResult(table, trajectories, chosen)

@@ -14,7 +14,7 @@ from scipy.optimize import minimize_scalar
 
 from matplotlib.figure import Figure, SubFigure
 
-from nclab import hessian, plots, tables, ufm, widgets
+from nclab import descent, hessian, plots, tables, ufm, widgets
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,8 +116,8 @@ def test_condition_numbers_vs_delta_logit_line_is_K_p_star():
 @pytest.fixture(scope="module")
 def small_run():
     problem = ufm.UFM(3, 2, 3, 2e-2, 2e-2, 2e-2)
-    result = ufm.convergence_experiment(deltas=(0.0, 0.2), num_classes=3, per_class=2, dim=3, lambda_W=2e-2,
-                                        lambda_H=2e-2, lambda_b=2e-2, steps=60, log_every=5, lr="shared")
+    result = descent.convergence_experiment(deltas=(0.0, 0.2), num_classes=3, per_class=2, dim=3, lambda_W=2e-2,
+                                            lambda_H=2e-2, lambda_b=2e-2, steps=60, log_every=5, lr="shared")
     return problem, result
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.ufm import UFM, convergence_experiment, simplex_basis, theorem1_curves
+from nclab.descent import default_lr
+from nclab.ufm import UFM, simplex_basis, theorem1_curves
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -173,39 +174,22 @@ def test_lbfgs_gradient_reaches_1e_9_on_a_well_conditioned_problem():
     assert abs(sol.objective - ufm.closed_form().objective) < 1e-14
 
 
-def test_gradient_descent_default_step_converges():
+def test_gradient_descent_at_one_over_lambda_max_converges():
     ufm = UFM(4, 5, 6, 5e-3, 5e-3, 5e-3, 0.1)
     best = ufm.closed_form()
-    sol, traj = ufm.solve("gd", steps=2000, log_every=50, tol=1e-11)
+    lr = default_lr(ufm)
+    sol, traj = ufm.solve("gd", steps=2000, lr=lr, log_every=50, tol=1e-11)
     assert traj.grad_norm[-1] <= 1e-11
     assert math.isclose(sol.w_norm, best.w_norm, rel_tol=1e-8)
     assert traj.step[0] == 0 and np.all(np.diff(traj.step) > 0)
     assert np.all(np.diff(traj.objective) <= 1e-15)  # monotone descent with step 1/lambda_max
     # one gradient step by hand from the same start
     W, H, b = ufm.initial_point(seed=0, scale=0.1)
-    lr = ufm.default_lr()
     params = [t.clone().requires_grad_(True) for t in (W, H, b)]
     grads = torch.autograd.grad(brute_force_objective(ufm, *params), params)
     stepped = [t - lr * g for t, g in zip((W, H, b), grads)]
     one, _ = ufm.solve("gd", steps=1, lr=lr, init=(W, H, b))
     assert all(torch.allclose(a, e, atol=1e-14) for a, e in zip((one.W, one.H, one.b), stepped))
-
-
-def test_convergence_experiment_table():
-    result = convergence_experiment(deltas=(0.0, 0.2), steps=1500, log_every=5)
-    assert [row["delta"] for row in result.table] == [0.0, 0.2]
-    assert set(result.trajectories) == {0.0, 0.2}
-    for row in result.table:
-        for name in result.thresholds:
-            assert row[name] is not None and row[name] % 5 == 0
-        assert -1e-14 <= row["final_gap"] < 1e-10
-        assert math.isclose(row["kappa"], row["lambda_max"] / row["lambda_min"])
-        assert math.isclose(row["lr"], 1 / row["lambda_max"])
-    shared = convergence_experiment(deltas=(0.0, 0.2), steps=20, lr="shared")
-    assert shared.table[0]["lr"] == shared.table[1]["lr"] == min(r["lr"] for r in result.table)
-    # the same start for every delta
-    assert shared.trajectories[0.0].w_norm[0] == shared.trajectories[0.2].w_norm[0]
-    assert "never" in shared.format()
 
 
 # bad input ----------------------------------------------------------------------------------------
@@ -236,8 +220,8 @@ def test_bad_calls():
         ufm.solve("adam")
     with pytest.raises(ValueError, match="init"):
         ufm.solve(init="zeros")
-    with pytest.raises(ValueError, match="thresholds"):
-        convergence_experiment(thresholds={"nc2": 1e-3})
+    with pytest.raises(ValueError, match="needs a step size lr"):
+        ufm.solve("gd")
     with pytest.raises(ValueError, match="deltas"):
         theorem1_curves(3, 2, 1e-3, 1e-3, [0.1, 1.2])
 

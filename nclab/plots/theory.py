@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from .. import losses
 from .._checks import check_delta, check_num_classes
+from ..descent import distances
 from ..hessian import condition_numbers, reduced_spectrum
 from ..tables import delta_label
 from ..ufm import UFM, simplex_basis, theorem1_curves
@@ -224,22 +225,18 @@ def condition_numbers_vs_delta(kappas, keys=tuple(KAPPA_LABELS), title: str | No
     return fig
 
 
-def _relative_error(values: np.ndarray, target: float) -> np.ndarray:
-    """|values / target - 1|, or |values| when the target is 0 (the minimizer W = H = 0)."""
-    return np.abs(values / target - 1) if target > 0 else np.abs(values)
-
-
 def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight: float | None = None,
                    fig: Figure | None = None) -> Figure:
     """Gradient descent on the UFM for several δ: distance to Theorem 1's minimizer per step (chapter 7).
 
     One panel per quantity, two per row, one line per δ, log scale: the objective gap f − f*
     (f* of the closed form), NC1, and the relative errors of the mean norms ‖w_k‖ and ‖h̄_k‖
-    (absolute values where β ≥ 1 and the minimizer is 0).
+    (absolute values where β ≥ 1 and the minimizer is 0), as :func:`nclab.descent.distances`
+    measures them.
 
     Parameters
     ----------
-    result : :class:`nclab.ufm.ConvergenceResult` from :func:`nclab.ufm.convergence_experiment`
+    result : :class:`nclab.descent.ConvergenceResult` from :func:`nclab.descent.convergence_experiment`
     problem : the :class:`nclab.ufm.UFM` it ran (any δ; the minimizers are taken at each δ)
     quantities : panels, among "objective_gap", "nc1", "w_norm", "h_norm"
     highlight : optional δ drawn thick in black, the others thin
@@ -261,10 +258,7 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
     ramp = colormaps["plasma"]
     for i, delta in enumerate(deltas):
         traj = result.trajectories[delta]
-        best = problem.replace(delta=delta).closed_form()
-        series = {"objective_gap": traj.objective - best.objective, "nc1": traj.nc1,
-                  "w_norm": _relative_error(traj.w_norm, best.w_norm),
-                  "h_norm": _relative_error(traj.h_norm, best.h_norm)}
+        series = distances(traj, problem.replace(delta=delta).closed_form())
         style = dict(color=ramp(0.8 * i / max(len(deltas) - 1, 1)), lw=1.3, label=delta_label(delta))
         if delta == chosen:
             style.update(color="k", lw=2.4, zorder=5)
@@ -554,7 +548,7 @@ def conditioning_at_delta(delta: float, result, problem: UFM, fig: Figure | None
     Parameters
     ----------
     delta : smoothing in [0, 1)
-    result : :class:`nclab.ufm.ConvergenceResult` of :func:`nclab.ufm.convergence_experiment`
+    result : :class:`nclab.descent.ConvergenceResult` of :func:`nclab.descent.convergence_experiment`
     problem : the :class:`nclab.ufm.UFM` that ``result`` ran (any δ)
     fig : a Figure or SubFigure to draw into (cleared first); default a new Figure of that size
 
