@@ -101,11 +101,15 @@ class Table:
     title : printed above the table
     values : row label -> column label -> array of one value per seed (NaN: not reached)
     seeds : row label -> the seeds of its values, in order (None: rows are aligned by position)
+    never : for tables of epochs to a threshold, the epoch a run that never reached it counts as
+        in comparisons (one measurement after the end of training: a lower bound on when it would
+        have); None leaves such seeds out of comparisons
     """
 
     title: str
     values: dict[str, dict[str, np.ndarray]]
     seeds: dict[str, list[int]] | None = None
+    never: float | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -137,7 +141,8 @@ class Table:
         initialization and batch order), so each column gives one :class:`nclab.stats.Paired`:
         the mean of the differences row − reference with a paired-t interval, the sign-test
         p-value, and the verdict "lower", "higher" (the interval excludes 0) or "not separated".
-        A seed without a value on either side (NaN: a threshold never reached) is left out.
+        A seed without a value (NaN: a threshold never reached) counts as :attr:`never` when the
+        table sets it, and is left out otherwise.
         """
         for label in (row, reference):
             if label not in self.values:
@@ -145,7 +150,11 @@ class Table:
         if self.seeds is not None and self.seeds[row] != self.seeds[reference]:
             raise ValueError(f"rows {row!r} and {reference!r} hold different seeds "
                              f"({self.seeds[row]} and {self.seeds[reference]}): they cannot be paired")
-        return {column: paired(self.values[row][column], self.values[reference][column], confidence)
+        def column_values(label: str, column: str) -> np.ndarray:
+            v = self.values[label][column]
+            return v if self.never is None else np.where(np.isnan(v), self.never, v)
+
+        return {column: paired(column_values(row, column), column_values(reference, column), confidence)
                 for column in self.columns}
 
     def verdicts(self, reference: str) -> str:
@@ -285,7 +294,8 @@ def threshold_table(results, thresholds: dict) -> Table:
 
     Returns
     -------
-    Table (rows: δ; one column per threshold; cells: epochs; runs that never reach a threshold are NaN)
+    Table (rows: δ; one column per threshold; cells: epochs; runs that never reach a threshold are NaN,
+    printed as such, and count as reaching it one measurement after the last epoch in comparisons)
     """
     groups = _by_delta(results)
     if not isinstance(thresholds, dict) or not thresholds:
@@ -294,7 +304,9 @@ def threshold_table(results, thresholds: dict) -> Table:
     values = {delta_label(d): {f"{key} ≤ {t:.3g}": np.array([first_epoch_at_or_below(r, key, t) for r in runs])
                                for key, t in pairs}
               for d, runs in groups.items()}
-    return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values, _seeds(groups))
+    last = max(r.config.epochs + r.config.log_every for runs in groups.values() for r in runs)
+    return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values, _seeds(groups),
+                 never=float(last))
 
 
 def final_table(results, keys) -> Table:

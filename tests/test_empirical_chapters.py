@@ -113,15 +113,18 @@ def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
     assert np.isnan(table.values["CE"]["nc1 ≤ 0.005"]).all()
     verdict = table.compare("LS δ=0.1", "CE")
     assert {k: v.verdict for k, v in verdict.items()} == {zero: "lower", "nc1 ≤ 0.5": "not separated",
-                                                          "nc1 ≤ 0.005": "not separated"}
-    assert verdict[zero].lower_in == 3 and verdict["nc1 ≤ 0.005"].left_out == 3  # never reached: left out
+                                                          "nc1 ≤ 0.005": "lower"}
+    # Never reached counts as one measurement after the last epoch: every seed is paired, LS earlier.
+    assert verdict[zero].lower_in == 3 and verdict["nc1 ≤ 0.005"].left_out == 0
+    assert verdict["nc1 ≤ 0.005"].lower_in == 3 and table.never == max(r.config.epochs + r.config.log_every
+                                                                        for r in sweep_like)
     # NC1 = geomspace(1, end, 6) first drops to 0.5 or below at the second logged epoch for every run.
     np.testing.assert_array_equal(table.values["CE"]["nc1 ≤ 0.5"], [2, 2, 2])
     assert table.compare("CE", "LS δ=0.1")[zero].higher_in == 3
     text = str(table)
     assert "never" in text and "3 ± 0" in text
     grid = table.verdicts("CE").splitlines()
-    assert grid[2].split()[:3] == ["LS", "δ=0.1", "lower"] and grid[2].count("n.s.") == 2
+    assert grid[2].split()[:3] == ["LS", "δ=0.1", "lower"] and grid[2].count("n.s.") == 1
     with pytest.raises(ValueError, match="row"):
         table.compare("LS", "CE")
 
