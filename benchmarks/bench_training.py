@@ -28,16 +28,22 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from nclab import data, models, runs
-from nclab.train import MEASURE_BATCH_SIZE, _forward, measure, sgd_step, train
+from nclab.evaluate import MEASURE_BATCH_SIZE, forward, measure
+from nclab.train import train
 
 
-def _step(model, params, velocity, x, y, cuda: bool) -> None:
+def _sgd(params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    """The optimizer of nclab.train.train."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
+
+
+def _step(model, optimizer, x, y, cuda: bool) -> None:
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         z = model(x)
     loss = F.cross_entropy(z.float(), y, label_smoothing=0.1)
     model.zero_grad(set_to_none=True)
     loss.backward()
-    sgd_step(params, velocity, 0.01, 0.9, 5e-4)
+    optimizer.step()
 
 
 def _sync(device: torch.device) -> None:
@@ -50,8 +56,7 @@ class _Pipeline:
 
     def __init__(self, model, make_batches, device: torch.device, cuda_path: bool):
         self.model, self.make_batches, self.device, self.cuda_path = model, make_batches, device, cuda_path
-        self.params = list(model.parameters())
-        self.velocity = [torch.zeros_like(p) for p in self.params]
+        self.optimizer = _sgd(model.parameters())
         self.batches = iter(())
         model.train()
 
@@ -64,7 +69,7 @@ class _Pipeline:
                 self.batches = iter(self.make_batches())
                 batch = next(self.batches)
             x, y = batch
-            _step(self.model, self.params, self.velocity, x.to(self.device, non_blocking=True),
+            _step(self.model, self.optimizer, x.to(self.device, non_blocking=True),
                   y.to(self.device, non_blocking=True), self.cuda_path)
         _sync(self.device)
         return steps / (time.perf_counter() - start)
@@ -115,15 +120,14 @@ def cifar_sized_epoch(device: torch.device) -> list[tuple[str, float]]:
               for d in (train_set, _random_images(5_000, seed=1), _random_images(10_000, seed=2))]
     torch.manual_seed(0)
     model = models.build("resnet18", 10, 3, 32).to(device).to(memory_format=torch.channels_last)
-    params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]
+    optimizer = _sgd(model.parameters())
     generator = torch.Generator().manual_seed(0)
     for label in ("warm-up epoch", "training epoch"):
         _sync(device)
         start = time.perf_counter()
         model.train()
         for x, y in splits[0].shuffled(128, generator):
-            _step(model, params, velocity, x, y, cuda)
+            _step(model, optimizer, x, y, cuda)
         _sync(device)
         if label == "training epoch":
             rows.append(("ResNet18, 50k 32x32 images, batch 128: training epoch (device-resident)",
@@ -141,7 +145,7 @@ def cifar_sized_epoch(device: torch.device) -> list[tuple[str, float]]:
     _sync(device)
     start = time.perf_counter()
     for x, y in loader:
-        _step(model, params, velocity, x.to(device, non_blocking=True), y.to(device, non_blocking=True), False)
+        _step(model, optimizer, x.to(device, non_blocking=True), y.to(device, non_blocking=True), False)
     _sync(device)
     rows.append(("  same epoch with the DataLoader pipeline (fp32, NCHW)", time.perf_counter() - start))
     return rows
@@ -155,8 +159,7 @@ def measurement_breakdown(repeats: int = 15) -> dict:
     splits = [data.DeviceBatches(dataset, "cpu") for dataset in sets]
     torch.manual_seed(config.seed)
     model = models.build(config.model, sets[0].num_classes, sets[0].in_channels, sets[0].image_size)
-    params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]
+    optimizer = _sgd(model.parameters(), config.lr, config.momentum, config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     times = {"epoch": [], "forwards": [], "measure": []}
     for _ in range(repeats + 1):  # the first round warms up
@@ -166,13 +169,13 @@ def measurement_breakdown(repeats: int = 15) -> dict:
             loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
             model.zero_grad(set_to_none=True)
             loss.backward()
-            sgd_step(params, velocity, config.lr, config.momentum, config.weight_decay)
+            optimizer.step()
         times["epoch"].append(time.perf_counter() - start)
         model.eval()
         start = time.perf_counter()
         with torch.no_grad():
             for split in splits:
-                _forward(model, split, MEASURE_BATCH_SIZE)
+                forward(model, split, batch_size=MEASURE_BATCH_SIZE)
         times["forwards"].append(time.perf_counter() - start)
         start = time.perf_counter()
         measure(model, *splits, delta=0.1)

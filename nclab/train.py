@@ -12,7 +12,7 @@ On a CUDA GPU the same loop keeps every split on the device, stores images and c
 weights channels-last, and runs the training steps under bf16 autocast; the measurement stays in
 float32. Everything also runs on the CPU.
 
-A run directory holds ``checkpoint.pt`` (model, momentum buffers, random states, history, config)
+A run directory holds ``checkpoint.pt`` (model, optimizer state, random states, history, config)
 and, once the run has finished, ``result.json`` (config, history, provenance; plain JSON). One
 process at a time owns a run directory: :func:`train` holds a lock on it (``.lock``, with the
 holder's process id in ``.lock-owner``) while it trains, so two processes asking for the same run
@@ -53,11 +53,13 @@ from ._checks import check_delta, check_device, check_known_fields, resolve_devi
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .evaluate import RECORD_FIELDS, measure
 
-__all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "sgd_step", "lr_at", "resolve_device"]
+__all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-_CHECKPOINT_FORMAT = "nclab-checkpoint-1"
+_CHECKPOINT_FORMAT = "nclab-checkpoint-2"  # 2: torch.optim.SGD's state_dict replaces "velocity"
+# Checkpoints of format 1 hold the momentum buffers as a list "velocity"; they still resume.
+_READABLE_FORMATS = ("nclab-checkpoint-1", _CHECKPOINT_FORMAT)
 
 
 @dataclass
@@ -260,7 +262,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
     test_data = data.DeviceBatches(data.load(config.dataset, "test"), device, channels_last)
     n_train = len(train_data)
 
-    # Model, SGD momentum buffers and the generator that draws the batch order (and the augmentations).
+    # Model, optimizer and the generator that draws the batch order (and the augmentations).
     torch.manual_seed(config.seed)
     shape = {"num_classes": train_set.num_classes, "in_channels": train_set.in_channels,
              "image_size": train_set.image_size}
@@ -268,20 +270,25 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]
+    # Plain SGD with momentum (dampening 0, no Nesterov) and weight decay on every parameter, the
+    # paper's optimizer; foreach applies each update to all parameters at once (few GPU kernels).
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, foreach=True)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     first_epoch, elapsed = 1, 0.0  # elapsed: wall seconds of the finished epochs, checkpoints included
 
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
     if checkpoint is not None and resume and checkpoint.exists():
-        first_epoch, history, elapsed = _restore(checkpoint, config, model, velocity, shuffle)
+        first_epoch, history, elapsed = _restore(checkpoint, config, model, optimizer, shuffle)
 
     epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
                   total=config.epochs, disable=not show)
     for epoch in epochs:
         epoch_start = time.perf_counter()
         lr = lr_at(config, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         model.train()
         batches = train_data.shuffled(config.batch_size, shuffle, config.augment)
         for x, y in tqdm(batches, desc=f"epoch {epoch}", total=math.ceil(n_train / config.batch_size),
@@ -297,7 +304,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
                                      + config.lambda_H * n_train / len(y) * h.float().square().sum())
             model.zero_grad(set_to_none=True)
             loss.backward()
-            sgd_step(params, velocity, lr, config.momentum, config.weight_decay)
+            optimizer.step()
         if cuda:
             torch.cuda.synchronize()
         time_train = time.perf_counter() - epoch_start
@@ -319,7 +326,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
             # A diverged state is not worth keeping: the last finite epoch stays the checkpoint.
             if not all(bool(torch.isfinite(p).all()) for p in params):
                 raise _diverged(epoch, lr)
-            _save(checkpoint, config, epoch, history, elapsed, model, velocity, shuffle, shape)
+            _save(checkpoint, config, epoch, history, elapsed, model, optimizer, shuffle, shape)
 
     result = RunResult(config, history, _provenance(device), run_dir)
     if run_dir is not None:
@@ -330,28 +337,6 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
 def _diverged(epoch: int, lr: float) -> FloatingPointError:
     return FloatingPointError(f"training diverged in epoch {epoch} (lr {lr:g}): the network's weights or "
                               "outputs are no longer finite; use a lower lr")
-
-
-@torch.no_grad()
-def sgd_step(params: list[torch.Tensor], velocity: list[torch.Tensor], lr: float, momentum: float,
-             weight_decay: float) -> None:
-    """One step of SGD with momentum and weight decay, in place (the paper's optimizer).
-
-    For each parameter p with gradient g and momentum buffer v:
-
-        g <- g + weight_decay * p        (weight decay: the gradient of (weight_decay/2) ||p||^2)
-        v <- momentum * v + g
-        p <- p - lr * v
-
-    the update of ``torch.optim.SGD`` with dampening 0 and without Nesterov, written out; the
-    ``_foreach`` ops apply each line to all parameters at once (a few kernels on a GPU).
-    """
-    grads = [p.grad for p in params]
-    if weight_decay:
-        torch._foreach_add_(grads, params, alpha=weight_decay)
-    torch._foreach_mul_(velocity, momentum)
-    torch._foreach_add_(velocity, grads)
-    torch._foreach_add_(params, velocity, alpha=-lr)
 
 
 @contextmanager
@@ -378,7 +363,7 @@ def _differences(saved: dict, wanted: dict) -> str:
 # Checkpoints ------------------------------------------------------------------------------------
 
 def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
-          velocity: list[torch.Tensor], shuffle: torch.Generator, shape: dict) -> None:
+          optimizer: torch.optim.Optimizer, shuffle: torch.Generator, shape: dict) -> None:
     """Write the full training state to ``path`` (see :func:`_write_atomically`).
 
     ``shape`` holds the dataset's ``num_classes``, ``in_channels`` and ``image_size``.
@@ -392,7 +377,7 @@ def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elap
         "model": model.state_dict(),
         # What the network's shape depends on besides the config: opening the model needs no data.
         **shape,
-        "velocity": velocity,
+        "optimizer": optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "shuffle_rng": shuffle.get_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -417,7 +402,7 @@ def _load_checkpoint(path: Path, keys: set[str]) -> dict:
     except Exception as exc:
         raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: it is truncated or "
                          "corrupt); delete it to restart the run") from None
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT or not keys <= state.keys():
+    if not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS or not keys <= state.keys():
         raise ValueError(f"{path} is not an nclab training checkpoint; delete it or choose another run_dir")
     return state
 
@@ -452,9 +437,9 @@ def _unfit(path: Path, exc: Exception) -> ValueError:
                       "delete it to restart the run")
 
 
-def _restore(path: Path, config: TrainConfig, model, velocity: list[torch.Tensor], shuffle: torch.Generator):
+def _restore(path: Path, config: TrainConfig, model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator):
     """Load a checkpoint into the run's objects; returns (next epoch, history so far, elapsed seconds)."""
-    keys = {"config", "epoch", "history", "elapsed", "model", "velocity", "torch_rng", "shuffle_rng", "cuda_rng"}
+    keys = {"config", "epoch", "history", "elapsed", "model", "torch_rng", "shuffle_rng", "cuda_rng"}
     state = _load_checkpoint(path, keys)
     _check_same_config(state["config"], config, path)
     epoch, history = state["epoch"], state["history"]
@@ -462,10 +447,14 @@ def _restore(path: Path, config: TrainConfig, model, velocity: list[torch.Tensor
             or not isinstance(history, list):
         raise ValueError(f"checkpoint {path} holds no valid epoch (epoch {epoch!r} of {config.epochs}); "
                          "delete it to restart the run")
+    if "optimizer" not in state and "velocity" not in state:
+        raise ValueError(f"checkpoint {path} holds no optimizer state; delete it to restart the run")
     try:
         model.load_state_dict(state["model"])
-        for buffer, saved_buffer in zip(velocity, state["velocity"], strict=True):
-            buffer.copy_(saved_buffer)
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # format 1
+            _restore_velocity(optimizer, state["velocity"])
         torch.set_rng_state(state["torch_rng"])
         shuffle.set_state(state["shuffle_rng"])
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -473,6 +462,24 @@ def _restore(path: Path, config: TrainConfig, model, velocity: list[torch.Tensor
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return epoch + 1, history, state["elapsed"]
+
+
+def _restore_velocity(optimizer: torch.optim.SGD, velocity: list[torch.Tensor]) -> None:
+    """Load the momentum buffers of a format-1 checkpoint (one per parameter, in order) into ``optimizer``.
+
+    The hand-written step those checkpoints come from kept the buffers that ``torch.optim.SGD``
+    keeps as ``momentum_buffer``, updated the same way, so the run resumes bit for bit.
+    """
+    params = optimizer.param_groups[0]["params"]
+    if len(velocity) != len(params):
+        raise ValueError(f"{len(velocity)} momentum buffers for {len(params)} parameters")
+    if optimizer.param_groups[0]["momentum"] == 0:
+        return  # without momentum SGD keeps no buffers
+    for p, v in zip(params, velocity):
+        if tuple(v.shape) != tuple(p.shape):
+            raise ValueError(f"a momentum buffer of shape {tuple(v.shape)} for a parameter of shape "
+                             f"{tuple(p.shape)}")
+        optimizer.state[p]["momentum_buffer"] = v.to(p.device, p.dtype).clone()
 
 
 def _provenance(device: torch.device) -> dict:

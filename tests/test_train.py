@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from nclab import data, models, runs
-from nclab.train import CHECKPOINT, RESULT, RunResult, TrainConfig, lr_at, measure, sgd_step, train
+from nclab import train as train_module
+from nclab.train import CHECKPOINT, RESULT, RunResult, TrainConfig, lr_at, measure, train
 
 
 def _without_times(history: list[dict]) -> list[dict]:
@@ -40,27 +41,92 @@ def test_quick_profile_collapses_to_zero_training_error():
         assert math.isfinite(result.final[key]), key
 
 
-def test_sgd_step_matches_torch_sgd():
-    from torch.optim.sgd import sgd  # the functional form behind torch.optim.SGD
+@torch.no_grad()
+def sgd_step(params: list[torch.Tensor], velocity: list[torch.Tensor], lr: float, momentum: float,
+             weight_decay: float) -> None:
+    """One step of SGD with momentum and weight decay, in place: the reference for the optimizer of train.
 
+    For each parameter p with gradient g and momentum buffer v (zero before the first step):
+
+        g <- g + weight_decay * p        (weight decay: the gradient of (weight_decay/2) ||p||^2)
+        v <- momentum * v + g
+        p <- p - lr * v
+
+    the update of ``torch.optim.SGD`` with dampening 0 and without Nesterov, written out; the
+    ``_foreach`` ops apply each line to all parameters at once. Checkpoints of format
+    "nclab-checkpoint-1" hold ``v`` as their "velocity".
+    """
+    grads = [p.grad for p in params]
+    if weight_decay:
+        torch._foreach_add_(grads, params, alpha=weight_decay)
+    torch._foreach_mul_(velocity, momentum)
+    torch._foreach_add_(velocity, grads)
+    torch._foreach_add_(params, velocity, alpha=-lr)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_torch_sgd_is_the_written_out_step_bit_for_bit(momentum):
     torch.manual_seed(0)
     ours = models.build("mlp", 4, 1, 3, width=8)
     theirs = models.build("mlp", 4, 1, 3, width=8)
     theirs.load_state_dict(ours.state_dict())
     velocity = [torch.zeros_like(p) for p in ours.parameters()]
-    buffers = [None] * len(velocity)
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=1e-2, foreach=True)
     for step in range(5):
+        lr = 0.1 * 0.5 ** step  # changed between steps, as the schedule of train does
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         x, y = torch.randn(16, 1, 3, 3), torch.randint(0, 4, (16,))
         for net in (ours, theirs):
             net.zero_grad()
             F.cross_entropy(net(x), y, label_smoothing=0.1).backward()
-        sgd_step(list(ours.parameters()), velocity, 0.1, 0.9, 1e-2)
-        with torch.no_grad():
-            params = list(theirs.parameters())
-            sgd(params, [p.grad for p in params], buffers, weight_decay=1e-2, momentum=0.9, lr=0.1,
-                dampening=0.0, nesterov=False, maximize=False)
+        sgd_step(list(ours.parameters()), velocity, lr, momentum, 1e-2)
+        optimizer.step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
+        assert torch.equal(a, b)
+    if momentum:
+        for p, v in zip(theirs.parameters(), velocity):
+            assert torch.equal(optimizer.state[p]["momentum_buffer"], v)
+
+
+def test_a_format_1_checkpoint_resumes_with_the_same_history(tmp_path, monkeypatch):
+    """Checkpoints written with the hand-written step ("velocity") continue bit for bit."""
+    config = _small(epochs=4)
+    reference = train(config, progress=False)
+    real_save = train_module._save
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(path, cfg, epoch, *args):
+        real_save(path, cfg, epoch, *args)
+        if epoch == 2:
+            raise Stop
+
+    monkeypatch.setattr(train_module, "_save", save_then_stop)
+    with pytest.raises(Stop):
+        train(config, run_dir=tmp_path, progress=False)
+    monkeypatch.undo()
+    path = tmp_path / CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    optimizer = state.pop("optimizer")
+    state["velocity"] = [optimizer["state"][i]["momentum_buffer"] for i in sorted(optimizer["state"])]
+    state["format"] = "nclab-checkpoint-1"
+    for key in ("num_classes", "in_channels", "image_size"):
+        del state[key]
+    torch.save(state, path)
+    resumed = train(config, run_dir=tmp_path, progress=False)
+    assert _without_times(resumed.history) == _without_times(reference.history)
+
+
+def test_a_checkpoint_without_optimizer_state_is_refused(tmp_path):
+    train(_small(epochs=2), run_dir=tmp_path, progress=False)
+    (tmp_path / RESULT).unlink()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, tmp_path / CHECKPOINT)
+    with pytest.raises(ValueError, match="holds no optimizer state.*delete it to restart"):
+        train(_small(epochs=2), run_dir=tmp_path, progress=False)
 
 
 def test_learning_rate_schedules():
