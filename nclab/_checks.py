@@ -66,7 +66,8 @@ def check_labels(labels: torch.Tensor, num_classes: int, name: str = "labels") -
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Check an integer count: an int (not a bool) that is at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(value)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nclab._checks import as_tensor, check_finite, check_labels
+from nclab._checks import as_tensor, check_finite, check_labels, check_positive_int
 
 __all__ = [
     "ReliabilityBins", "reliability_bins", "ece", "nll", "accuracy",
@@ -53,9 +53,7 @@ def _check_pair(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_bins(n_bins: int) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    return int(n_bins)
+    return check_positive_int(n_bins, "n_bins")
 
 
 @dataclass

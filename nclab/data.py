@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_num_classes
+from ._checks import check_num_classes, check_positive_int
 
 __all__ = ["Dataset", "DeviceBatches", "DATASETS", "load", "data_root", "VAL_FRACTION"]
 
@@ -196,10 +196,8 @@ def _digits(name: str, root: Path, train: bool):
 def _gaussians(train: bool, num_classes: int = 4, dim: int = 8, n_per_class: int = 100,
                separation: float = 4.0, seed: int = 0):
     num_classes = check_num_classes(num_classes)
-    if int(dim) != dim or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    if int(n_per_class) != n_per_class or n_per_class < 2:
-        raise ValueError(f"n_per_class must be an integer >= 2, got {n_per_class!r}")
+    dim = check_positive_int(dim, "dim")
+    n_per_class = check_positive_int(n_per_class, "n_per_class", minimum=2)
     means = torch.randn(num_classes, dim, generator=torch.Generator().manual_seed(seed))
     means *= separation / dim**0.5
     noise = torch.Generator().manual_seed(seed + (1 if train else 2))

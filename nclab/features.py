@@ -8,10 +8,9 @@ imports :class:`FeatureStats`, so ``nclab.metrics.FeatureStats`` is this class.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from nclab._checks import as_tensor, check_finite, check_labels, check_num_classes
+from nclab._checks import as_tensor, check_finite, check_labels, check_num_classes, check_positive_int
 
 __all__ = ["FeatureStats"]
 
@@ -63,9 +62,7 @@ class FeatureStats:
 
     def __init__(self, num_classes: int, dim: int, device: str | torch.device | None = None):
         self.num_classes = check_num_classes(num_classes)
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        self.dim = int(dim)
+        self.dim = check_positive_int(dim, "dim")
         self.device = None if device is None else torch.device(device)
         self._counts: torch.Tensor | None = None
         if self.device is not None:

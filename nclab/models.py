@@ -13,11 +13,10 @@ inputs keep their resolution into the first stage.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_num_classes
+from ._checks import check_num_classes, check_positive_int
 
 __all__ = ["MODELS", "DEFAULT_WIDTH", "build", "Classifier"]
 
@@ -178,10 +177,8 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int = 32,
         raise ValueError(f"name must be one of {', '.join(MODELS)}; got {name!r}")
     num_classes = check_num_classes(num_classes)
     width = DEFAULT_WIDTH[name] if width is None else width
-    for arg, value in (("in_channels", in_channels), ("image_size", image_size), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    in_channels, image_size, width = int(in_channels), int(image_size), int(width)
+    in_channels, image_size, width = (check_positive_int(value, arg) for arg, value in
+                                      (("in_channels", in_channels), ("image_size", image_size), ("width", width)))
     if name == "mlp":
         return MLP(num_classes, in_channels * image_size**2, width)
     if name == "cnn":

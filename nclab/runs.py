@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_known_fields
+from ._checks import check_known_fields, check_positive_int
 from .evaluate import Outputs, outputs, outputs_by_delta
 from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cache_name, train
 
@@ -107,7 +107,7 @@ def config(profile: str | None = None, **overrides) -> TrainConfig:
     if any(overrides.get(k) for k in ("lambda_W", "lambda_H", "lambda_b")) and "weight_decay" not in overrides:
         values["weight_decay"] = 0.0
     check_known_fields(values, TrainConfig.__dataclass_fields__, "config")
-    return TrainConfig(**values).validate()
+    return TrainConfig(**values)
 
 
 def grid(profile: str | None = None, deltas=(0.0, 0.05, 0.1), seeds=(0, 1, 2), **overrides) -> list[TrainConfig]:
@@ -138,7 +138,6 @@ def run_dir(cfg: TrainConfig, version: str | None = None) -> Path:
     version stored in a cached ``result.json``, so a result copied into another run's folder is
     found out.
     """
-    cfg = cfg.validate()
     return cache_dir() / cache_name(cfg, version)
 
 
@@ -160,7 +159,6 @@ def get(cfg: TrainConfig, progress: bool = True, wait: bool = True) -> RunResult
     -------
     RunResult
     """
-    cfg = cfg.validate()
     folder = run_dir(cfg)
     if (folder / RESULT).exists():
         return RunResult.load(folder / RESULT, config=cfg)
@@ -220,8 +218,7 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
     if not all(isinstance(c, TrainConfig) for c in configs):
         raise ValueError("configs must be a list of TrainConfig (see nclab.runs.config and grid)")
     workers = default_workers() if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_positive_int(workers, "workers")
     folders = [run_dir(c) for c in configs]
     todo = {str(f): c for f, c in zip(folders, configs) if not (f / RESULT).exists()}
     show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"

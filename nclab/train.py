@@ -49,7 +49,8 @@ from tqdm.auto import tqdm
 
 import nclab
 from . import data, models
-from ._checks import check_delta, check_device, check_known_fields, resolve_device
+from ._checks import (check_delta, check_device, check_known_fields, check_positive_int, check_positive_number,
+                      resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .evaluate import RECORD_FIELDS, measure
 
@@ -62,9 +63,12 @@ _CHECKPOINT_FORMAT = "nclab-checkpoint-2"  # 2: torch.optim.SGD's state_dict rep
 _READABLE_FORMATS = ("nclab-checkpoint-1", _CHECKPOINT_FORMAT)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run; equal configs give equal runs.
+
+    A config is checked when it is made (a ValueError names the field) and cannot be changed
+    afterwards: make a variant with ``dataclasses.replace(config, delta=0.1)``.
 
     Attributes
     ----------
@@ -109,24 +113,24 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
 
-    def validate(self) -> TrainConfig:
-        """Check every field; returns self, with numbers normalized to plain int/float."""
+    def __post_init__(self) -> None:
+        """Check every field; numbers are normalized to plain int/float, milestones to a sorted list."""
+        # The config is frozen: the normalized values are set once, here, with object.__setattr__.
+        def set_(name, value):
+            object.__setattr__(self, name, value)
+
         if self.dataset not in data.DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(data.DATASETS)}; got {self.dataset!r}")
         if self.model not in models.MODELS:
             raise ValueError(f"model must be one of {', '.join(models.MODELS)}; got {self.model!r}")
-        self.delta = check_delta(self.delta)
+        set_("delta", check_delta(self.delta))
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
-            setattr(self, name, _integer(name, getattr(self, name), low))
+            set_(name, check_positive_int(getattr(self, name), name, minimum=low))
         for name in ("width", "threads"):
             if getattr(self, name) is not None:
-                setattr(self, name, _integer(name, getattr(self, name), 1))
+                set_(name, check_positive_int(getattr(self, name), name))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            setattr(self, name, float(value))
+            set_(name, check_positive_number(getattr(self, name), name, allow_zero=True))
         if self.lr == 0:
             raise ValueError("lr must be > 0")
         # Momentum >= 1 makes the velocity grow without bound; gamma scales the lr at each
@@ -139,12 +143,16 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         if not isinstance(self.milestones, (list, tuple)):
             raise ValueError(f"milestones must be a list of epochs, got {self.milestones!r}")
-        self.milestones = sorted(_integer("milestones", m, 1) for m in self.milestones)
+        # A list (a sorted copy), as the JSON of a stored config reads back: configs compare equal.
+        set_("milestones", sorted(check_positive_int(m, "milestones") for m in self.milestones))
         if self.penalized and self.weight_decay > 0:
             raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
                              f"lambda_b are used (they replace it), got {self.weight_decay!r}")
-        self.augment = bool(self.augment)
-        self.device = check_device(self.device)
+        set_("augment", bool(self.augment))
+        set_("device", check_device(self.device))
+
+    def validate(self) -> TrainConfig:
+        """The config itself: a TrainConfig is checked when it is made (kept for older callers)."""
         return self
 
     @property
@@ -160,13 +168,7 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         check_known_fields(values, (f.name for f in dataclasses.fields(cls)), "TrainConfig")
-        return cls(**values).validate()
-
-
-def _integer(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+        return cls(**values)
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
@@ -224,7 +226,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
     >>> result.series("nc1").shape
     (5,)
     """
-    config = dataclasses.replace(config).validate()
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
     if run_dir is None:
         with _cpu_threads(config.threads):
@@ -578,7 +581,7 @@ class RunResult:
             raise ValueError(f"{path} is not an nclab run result ({what}); delete it to train the run again") \
                 from None
         if config is not None:
-            _check_same_config(stored.to_dict(), dataclasses.replace(config).validate(), path)
+            _check_same_config(stored.to_dict(), config, path)
         _check_history(history, stored, path)
         _check_cache_name(path, stored, provenance)
         return cls(stored, history, provenance, path.parent)

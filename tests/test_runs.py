@@ -136,3 +136,10 @@ def test_momentum_and_gamma_outside_their_ranges_are_refused():
         with pytest.raises(ValueError, match=r"gamma .* must be in \(0, 1\]"):
             runs.config("quick", gamma=gamma)
     assert runs.config("quick", momentum=0.0, gamma=1.0).gamma == 1.0
+
+
+def test_the_cache_key_of_an_existing_config_is_unchanged():
+    # Computed at commit 96591a7, before TrainConfig became frozen: the result cache stays valid.
+    cfg = runs.config("quick", delta=0.05, seed=3)
+    assert runs._key(cfg, "0.1.0") == "1535c4c1ef8c"
+    assert runs.run_dir(cfg, "0.1.0").name == "digits-mlp-delta0.05-seed3-1535c4c1ef8c"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -258,3 +260,28 @@ def test_foreign_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / CHECKPOINT)
     with pytest.raises(ValueError, match="not an nclab training checkpoint"):
         train(_small(epochs=1), run_dir=tmp_path, progress=False)
+
+
+def test_a_config_is_frozen_and_checked_when_made():
+    config = TrainConfig(lr=1, milestones=(5, 2), epochs=np.int64(7))
+    assert config.lr == 1.0 and isinstance(config.lr, float) and type(config.epochs) is int
+    assert config.milestones == [2, 5] and config.validate() is config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.delta = 0.1
+    variant = dataclasses.replace(config, delta=0.1)
+    assert variant.delta == 0.1 and config.delta == 0.0
+    with pytest.raises(ValueError, match="delta"):
+        dataclasses.replace(config, delta=1.0)
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got nan"):
+        TrainConfig(lr=float("nan"))
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        TrainConfig.from_dict({"delta": 0.1, "lrate": 0.1})
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        TrainConfig(device="gpu")
+
+
+def test_run_dir_leaves_its_argument_alone():
+    config = runs.config("quick", delta=0.05)
+    before = config.to_dict()
+    runs.run_dir(config)
+    assert config.to_dict() == before
