@@ -52,7 +52,7 @@ from . import data, models
 from ._checks import (check_delta, check_device, check_known_fields, check_positive_int, check_positive_number,
                       resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
-from .evaluate import RECORD_FIELDS, measure
+from .evaluate import RECORD_FIELDS, HistoryRecord, measure
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device"]
 
@@ -185,7 +185,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume:
     Each step minimizes the LS loss (``F.cross_entropy(..., label_smoothing=δ)``, chapter 1) with
     SGD; each logged epoch appends one record of :func:`measure` plus the epoch, the lr and the
     wall times ``time_train`` (the epoch's steps), ``time_measure`` (the measurement) and
-    ``time_elapsed`` (the run so far, every epoch and checkpoint included).
+    ``time_elapsed`` (the run so far, every epoch and checkpoint included): a
+    :class:`nclab.evaluate.HistoryRecord`, whose docstring gives the meaning of every field.
 
     With a ``run_dir``, the process first takes the folder's lock, so that one process at a time
     trains there; another process asking for the same folder waits (or, with ``wait=False``,
@@ -278,7 +279,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, foreach=True)
     shuffle = torch.Generator().manual_seed(config.seed)
-    history: list[dict] = []
+    history: list[HistoryRecord] = []
     first_epoch, elapsed = 1, 0.0  # elapsed: wall seconds of the finished epochs, checkpoints included
 
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
@@ -318,10 +319,10 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) 
                 measured = measure(model, train_data, val_data, test_data, config.delta)
             except FloatingPointError:
                 raise _diverged(epoch, lr) from None
-            record = {"epoch": epoch, "lr": lr, **measured}
-            record["time_train"] = time_train
-            record["time_measure"] = time.perf_counter() - start
-            record["time_elapsed"] = elapsed + time.perf_counter() - epoch_start
+            time_measure = time.perf_counter() - start
+            record = HistoryRecord(epoch=epoch, lr=lr, **measured, time_train=time_train,
+                                   time_measure=time_measure,
+                                   time_elapsed=elapsed + time.perf_counter() - epoch_start)
             history.append(record)
             epochs.set_postfix(train_err=f"{record['train_error']:.3f}", nc1=f"{record['nc1']:.3g}")
         elapsed += time.perf_counter() - epoch_start
@@ -506,7 +507,8 @@ def _provenance(device: torch.device) -> dict:
 class RunResult:
     """The record of one run: its config, its per-epoch history and where and when it ran.
 
-    ``history`` is a list of dicts, one per logged epoch (see :func:`train`); :meth:`series`
+    ``history`` is a list of :class:`nclab.evaluate.HistoryRecord` dicts, one per logged epoch
+    (see :func:`train`); :meth:`series`
     turns one field into an array. ``result.json`` in the run folder is the same data in plain
     JSON (non-finite numbers as null), readable without nclab.
 
@@ -517,7 +519,7 @@ class RunResult:
     """
 
     config: TrainConfig
-    history: list[dict]
+    history: list[HistoryRecord]
     provenance: dict
     run_dir: Path | None = None
 
