@@ -148,7 +148,7 @@ def main() -> None:
         for device in devices:
             x, y, w = (torch.from_numpy(a).to(device) for a in (features, labels, W))
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-            error = max_relative_error(nclab_report(x, y, K, w, args.batch).as_dict(), ref)  # also warms up
+            error = max_relative_error(nclab_report(x, y, K, w, args.batch).to_dict(), ref)  # also warms up
             runs[device] = (lambda x=x, y=y, w=w: nclab_report(x, y, K, w, args.batch), sync, error, [])
         # Floor and nclab alternate, so a load change on a shared machine hits both alike.
         floor_times = []

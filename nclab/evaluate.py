@@ -177,7 +177,7 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
         "train_error": _error(logits, train_data.labels),
         "test_loss": float(F.cross_entropy(test_logits, test_data.labels, label_smoothing=delta)),
         "test_error": _error(test_logits, test_data.labels),
-        **report.as_dict(),
+        **report.to_dict(),
         "test_ece": float(calibration.ece(test_logits, test_data.labels, n_bins=ECE_BINS)),
         "test_ece_scaled": float(calibration.ece(test_logits / temperature, test_data.labels, n_bins=ECE_BINS)),
         "temperature": float(temperature),

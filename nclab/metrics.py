@@ -434,7 +434,7 @@ class CollapseReport:
     h_norm: float
     b_norm: float
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """The measures as a dict of plain Python floats (ready for JSON)."""
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 

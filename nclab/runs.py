@@ -141,7 +141,7 @@ def run_dir(cfg: TrainConfig, version: str | None = None) -> Path:
     return cache_dir() / cache_name(cfg, version)
 
 
-def get(cfg: TrainConfig, progress: bool = True, wait: bool = True) -> RunResult:
+def get(cfg: TrainConfig, *, progress: bool = True, wait: bool = True) -> RunResult:
     """The result of a config: read from the cache, or trained (and cached) when absent.
 
     A cached result is checked before it is returned: its stored config must be ``cfg`` and its

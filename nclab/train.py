@@ -178,7 +178,7 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
     return config.lr * config.gamma ** sum(epoch > m for m in config.milestones)
 
 
-def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, resume: bool = True,
+def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = True,
           progress: bool = True, wait: bool = True) -> RunResult:
     """Train one network and record its collapse, errors and calibration over the epochs.
 
@@ -551,7 +551,7 @@ class RunResult:
         _write_atomically(path, text.encode())
 
     @classmethod
-    def load(cls, path: str | os.PathLike, config: TrainConfig | None = None) -> RunResult:
+    def load(cls, path: str | os.PathLike, *, config: TrainConfig | None = None) -> RunResult:
         """Read a ``result.json`` (or the run folder holding one), checking what it holds.
 
         The file must hold a config, a provenance and a finished history: one record per logged

@@ -74,7 +74,7 @@ def measured(features, labels, K, W, b, batch=None):
         stats.update(features[start:start + batch], labels[start:start + batch])
     logits = features.astype(np.float64) @ np.asarray(W, np.float64).T + b
     rate = M.nc4(features, logits, stats.means)
-    return stats, M.collapse_report(stats, W, b, nc4=rate).as_dict()
+    return stats, M.collapse_report(stats, W, b, nc4=rate).to_dict()
 
 
 def assert_close(actual, expected, rtol):
@@ -178,8 +178,8 @@ def test_collapsed_etf_gives_zero(passes):
     W = 3.0 * means
     stats = M.FeatureStats(K, d).update(X, y)
     rate = M.nc4(X, X @ W.T, stats.means)
-    report = M.collapse_report(stats, W, np.zeros(K), nc4=rate).as_dict()
-    from_features = M.collapse_report_from_features(X, y, W, np.zeros(K), X @ W.T).as_dict()
+    report = M.collapse_report(stats, W, np.zeros(K), nc4=rate).to_dict()
+    from_features = M.collapse_report_from_features(X, y, W, np.zeros(K), X @ W.T).to_dict()
     for name in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h", "equinorm_w",
                  "equiangularity_h", "equiangularity_w", "b_norm"):
         assert abs(from_features[name]) < 1e-12, name
@@ -286,14 +286,14 @@ def test_torch_input_and_missing_optionals():
     stats = M.FeatureStats(3, 4, device="cpu").update(torch.tensor(X), torch.tensor(y))
     report = M.collapse_report(stats, torch.randn(3, 4))
     assert math.isnan(report.nc4) and math.isnan(report.b_norm)
-    assert all(type(v) is float for v in report.as_dict().values())
+    assert all(type(v) is float for v in report.to_dict().values())
 
 
 # collapse_report_from_features: two passes over stored features, no d×d matrix.
 
 def from_features(features, labels, W, b):
     logits = features.astype(np.float64) @ np.asarray(W, np.float64).T + b
-    return M.collapse_report_from_features(features, labels, W, b, logits).as_dict()
+    return M.collapse_report_from_features(features, labels, W, b, logits).to_dict()
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-6)])
@@ -430,8 +430,8 @@ def test_report_from_features_accepts_half_precision_features():
     X, y = mixture(rng, K=3, d=4)
     half = torch.tensor(X, dtype=torch.bfloat16)
     W = rng.standard_normal((3, 4))
-    expected = M.collapse_report_from_features(half.float(), y, W).as_dict()
-    actual = M.collapse_report_from_features(half, y, W).as_dict()
+    expected = M.collapse_report_from_features(half.float(), y, W).to_dict()
+    actual = M.collapse_report_from_features(half, y, W).to_dict()
     for name in ("nc1", "nc2_h", "nc3", "h_norm"):
         assert actual[name] == pytest.approx(expected[name], rel=1e-12), name
 
