@@ -21,8 +21,11 @@ of the writing process, fsynced and renamed over the old one, so a reader always
 file and a failed write (a full disk, Ctrl-C) leaves the last good one in place. Whatever is read
 back is checked against the config that asked for it.
 
-:func:`measure` (the per-epoch measurement) lives in :mod:`nclab.evaluate` and
-:func:`resolve_device` in ``nclab._checks``; both are imported here under their former names.
+:func:`measure` (the per-epoch measurement) lives in :mod:`nclab.evaluate`, :func:`resolve_device`
+in ``nclab._checks``, and the atomic writes and the lock (:class:`RunLocked`) in ``nclab._files``;
+they are imported here under their former names. :func:`cache_key` and :func:`cache_name` name a
+config's folder in the result cache of :mod:`nclab.runs`, defined here because
+:meth:`RunResult.load` checks them.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ from ._checks import (check_delta, check_device, check_known_fields, check_posit
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .evaluate import RECORD_FIELDS, HistoryRecord, measure
 
-__all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device"]
+__all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device", "cache_key",
+           "cache_name"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
