@@ -4,14 +4,17 @@ The companion package of the book *Label Smoothing through Neural Collapse*. Eac
 owns one job (see the book's appendix "The nclab API"):
 
 - :mod:`nclab.losses` smoothed targets and the label-smoothing loss (chapter 1)
-- :mod:`nclab.metrics` streaming feature statistics and the NC1-NC4 measures (chapter 2)
+- :mod:`nclab.features` streaming per-class feature statistics in float64 (chapter 2)
+- :mod:`nclab.metrics` the NC1-NC4 measures and the collapse report (chapter 2)
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
 - :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta (chapter 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
-- :mod:`nclab.train` one training run, measured every epoch (chapters 2-5, 9)
+- :mod:`nclab.train` one training run: the loop, checkpoints and resuming (chapters 2-5, 9)
+- :mod:`nclab.evaluate` forward passes over a split, the per-epoch measurement and its record,
+  the outputs of a finished run (chapters 2-5)
 - :mod:`nclab.runs` profiles, the run cache and sweeps over delta and seeds (chapters 2-5, 9)
 - :mod:`nclab.stats` paired verdicts with intervals and sign tests (chapters 2-5)
 - :mod:`nclab.tables` the per-seed tables of runs, printed as mean ± std (chapters 2-5)
@@ -33,8 +36,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "losses", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
-    "train", "runs", "stats", "tables", "evidence", "plots", "widgets",
+    "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
+    "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "widgets",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="draw the figures of a run or of a folder of runs into PNG files",
                                  description="Read finished runs (a run folder, or a folder of them such as "
-                                             "the cache) and write training_curves.png, nc1_vs_nc2.png and, "
+                                             "the cache) and write training_curves.png, nc_plane.png and, "
                                              "when several deltas are present, delta_summary.png. Runs are "
                                              "pooled over seeds only: runs that differ in any other setting "
                                              "(epochs, width, dataset, ...) form separate groups, each drawn "
@@ -289,7 +289,7 @@ def _draw(results: list, out: Path) -> None:
         settings, pooled = _settings(group, shown), _pooled(group)
         print(f"{folder}: {settings}; {pooled}")
         figures = {"training_curves": (plots.training_curves, "one curve per run"),
-                   "nc1_vs_nc2": (plots.nc1_vs_nc2, "one point per run and logged epoch")}
+                   "nc_plane": (plots.nc_plane, "one point per run and logged epoch")}
         if len({r.config.delta for r in group}) > 1:
             figures["delta_summary"] = (plots.delta_summary, "final epoch, mean ± std over the seeds of each δ")
         for name, (draw, what) in figures.items():

@@ -73,6 +73,8 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
 
 def check_positive_number(value, name: str, allow_zero: bool = False) -> float:
     """Check a strength, step size or tolerance: a finite number > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, (bool, str, bytes)):   # float() would accept True and "0.1"
+        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:

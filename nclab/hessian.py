@@ -550,7 +550,7 @@ class ConditionNumbers:
     within_outside: float
     nc1: float
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """The fields by name."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 

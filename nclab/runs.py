@@ -8,8 +8,9 @@ A chapter asks for a result, not for a training run::
 
 :func:`get` trains only when the cache holds no finished run of exactly that config (and nclab
 version); otherwise it reads the stored result. A run stopped half-way resumes from its checkpoint.
-Chapters 2-5 share one set of runs, :func:`book_sweep` (δ ∈ {0, 0.05, 0.1, 0.2, 0.3, 0.4}, three
-seeds), and read what the final networks compute with :func:`outputs`.
+Chapters 2-5 share one set of runs, :func:`book_sweep` (δ ∈ {0, 0.05, 0.1, 0.2, 0.3, 0.4}, eight
+seeds), and read what the final networks compute with :func:`outputs`. :func:`sweep` trains the
+runs a list of configs still needs in worker processes, one per core.
 
 :class:`Outputs`, :func:`outputs` and :func:`outputs_by_delta` live in :mod:`nclab.evaluate`, with
 everything else that evaluates a network; they are imported here, where the chapters ask for them.
@@ -33,7 +34,10 @@ Cache
 ``$NCLAB_CACHE`` if set; else ``.nclab-cache/`` in the nearest folder at or above the working
 directory that holds the book's ``_config.yml`` (so the repository root and ``book/`` share one
 cache); else ``~/.cache/nclab``. Each run is a folder ``<dataset>-<model>-delta<δ>-seed<s>-<key>``
-holding ``result.json`` (config, history, provenance; plain JSON) and ``checkpoint.pt``.
+holding ``result.json`` (config, history, provenance; plain JSON), ``checkpoint.pt`` and ``.lock``.
+One process at a time owns a run folder (a file lock): a second process asking for the same run
+waits for the first to finish and reads its result, and every read checks that the stored config
+is the requested one.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ class Trajectory:
     def __len__(self) -> int:
         return len(self.step)
 
-    def as_dict(self) -> dict[str, np.ndarray]:
+    def to_dict(self) -> dict[str, np.ndarray]:
         """The recorded series by name."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 

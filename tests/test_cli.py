@@ -57,7 +57,7 @@ def test_run_writes_a_result_and_report_draws_it(tmp_path, capsys):
     out = tmp_path / "figures"
     assert main(["report", str(tmp_path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
-    for name in ("training_curves", "nc1_vs_nc2", "delta_summary"):
+    for name in ("training_curves", "nc_plane", "delta_summary"):
         assert str(out / f"{name}.png") in printed
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -78,7 +78,7 @@ def test_sweep_draws_its_figures_and_run_takes_ufm_penalties(tmp_path, monkeypat
     out = tmp_path / "figures"
     assert main(["sweep", "--profile", "quick", "--epochs", "2", "--width", "16", "--deltas", "0", "0.1",
                  "--seeds", "0", "--no-progress", "--out", str(out)]) == 0
-    assert {p.name for p in out.glob("*.png")} == {"training_curves.png", "nc1_vs_nc2.png", "delta_summary.png"}
+    assert {p.name for p in out.glob("*.png")} == {"training_curves.png", "nc_plane.png", "delta_summary.png"}
 
     assert main(["run", "--profile", "quick", "--epochs", "1", "--width", "16", "--no-progress",
                  "--lambda-W", "1e-3", "--lambda-H", "1e-6", "--lambda-b", "1e-2",
@@ -253,9 +253,9 @@ def test_report_draws_one_figure_set_per_group(tmp_path, capsys):
     assert f"{out / 'epochs2'}: dataset digits, model mlp, width 16, epochs 2" in printed
     assert "δ=0: seeds 0, 1; δ=0.1: seed 0" in printed
     assert f"{out / 'epochs3'}: dataset digits, model mlp, width 16, epochs 3" in printed
-    assert {p.name for p in (out / "epochs2").iterdir()} == {"training_curves.png", "nc1_vs_nc2.png",
+    assert {p.name for p in (out / "epochs2").iterdir()} == {"training_curves.png", "nc_plane.png",
                                                              "delta_summary.png"}
-    assert {p.name for p in (out / "epochs3").iterdir()} == {"training_curves.png", "nc1_vs_nc2.png"}
+    assert {p.name for p in (out / "epochs3").iterdir()} == {"training_curves.png", "nc_plane.png"}
     # The same run twice would count one seed twice.
     shutil.copytree(folder / "ce", folder / "ce-copy")
     assert main(["report", str(folder), "--out", str(out)]) == 2

@@ -5,8 +5,9 @@ import importlib
 
 import pytest
 
-MODULES = ["losses", "metrics", "calibration", "ufm", "hessian", "data", "models", "train", "runs",
-           "plots", "widgets"]
+MODULES = ["losses", "metrics", "features", "calibration", "ufm", "hessian", "descent", "data", "models",
+           "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "plots.report",
+           "plots.empirical", "plots.theory", "widgets"]
 
 
 @pytest.mark.parametrize("name", MODULES)

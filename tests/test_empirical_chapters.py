@@ -10,7 +10,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from nclab import metrics, plots, runs, tables
+from nclab import evaluate, metrics, plots, runs, tables
 from nclab.runs import Outputs
 from nclab.train import RunResult
 
@@ -257,12 +257,6 @@ def test_report_figures_draw_into_subfigures_of_one_figure(sweep_like):
     assert top.axes[2].get_yscale() == "log" and top.axes[2].get_title().startswith("NC1")
 
 
-def test_nc1_vs_nc2_is_the_nc_plane(sweep_like):
-    old, new = plots.nc1_vs_nc2(sweep_like), plots.nc_plane(sweep_like)
-    assert [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in old.axes] == \
-        [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in new.axes]
-
-
 def test_training_curves_spread_band_is_mean_plus_minus_std(sweep_like):
     fig = plots.training_curves_spread(sweep_like, keys=["nc1"])
     ax = fig.axes[0]
@@ -356,7 +350,7 @@ def test_wide_tables_wrap_into_blocks_that_fit_a_page():
 
 
 def test_outputs_by_delta_groups_in_delta_order(sweep_like, monkeypatch):
-    monkeypatch.setattr(runs, "outputs", lambda r, split: (r.config.delta, r.config.seed, split))
+    monkeypatch.setattr(evaluate, "outputs", lambda r, split: (r.config.delta, r.config.seed, split))
     grouped = runs.outputs_by_delta(list(reversed(sweep_like)), "val")
     assert list(grouped) == [0.0, 0.1]
     assert grouped[0.1] == [(0.1, 2, "val"), (0.1, 1, "val"), (0.1, 0, "val")]

@@ -129,7 +129,7 @@ def test_the_cycle_check_finds_cycles_at_any_depth(tmp_path):
 def _length_cases():
     for path in sorted(PACKAGE.rglob("*.py")):
         name = path.relative_to(PACKAGE).as_posix()
-        marks = [pytest.mark.xfail(strict=False, reason="train.py is being split")] if name == "train.py" else []
+        marks = []
         yield pytest.param(path, id=name, marks=marks)
 
 

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 from .empirical import (calibration_vs_delta, ece_vs_collapse, entropy_by_correctness, feature_snapshots,
                         matched_nc2, nc_plane, reliability_diagram, simplex_snapshots, training_curves_spread)
-from .report import delta_summary, nc1_vs_nc2, training_curves
+from .report import delta_summary, training_curves
 from .theory import (KAPPA_LABELS, condition_numbers_vs_delta, conditioning_at_delta, gd_convergence,
                      hessian_eigenvalues, spectrum_by_mode, targets_and_loss, theorem1_at_delta, theorem1_vs_delta,
                      theory_at_delta, ufm_geometry)
 
 __all__ = [
     # report: any set of runs (command line)
-    "training_curves", "delta_summary", "nc1_vs_nc2",
+    "training_curves", "delta_summary",
     # empirical: chapters 2-5
     "feature_snapshots", "simplex_snapshots", "training_curves_spread", "nc_plane", "matched_nc2",
     "reliability_diagram", "calibration_vs_delta", "ece_vs_collapse", "entropy_by_correctness",

@@ -13,9 +13,8 @@ from matplotlib.figure import Figure
 
 from ..tables import _by_delta, _check_results, delta_label
 from ._base import curve_series, delta_colours, final_mean_std, label_curve_panel, prepare
-from .empirical import nc_plane
 
-__all__ = ["training_curves", "delta_summary", "nc1_vs_nc2"]
+__all__ = ["training_curves", "delta_summary"]
 
 _PANELS = ("train_error", "test_error", "nc1", "nc2_wh", "nc3", "norms")
 
@@ -60,11 +59,6 @@ def training_curves(results, fig: Figure | None = None) -> Figure:
         label_curve_panel(ax, key)
     axes[0, 0].legend(title=f"{results[0].config.model} on {results[0].config.dataset}")
     return fig
-
-
-def nc1_vs_nc2(results, fig: Figure | None = None) -> Figure:
-    """Deprecated alias of nc_plane, kept for the command line until it switches."""
-    return nc_plane(results, fig=fig)
 
 
 def delta_summary(results, fig: Figure | None = None) -> Figure:
