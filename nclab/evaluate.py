@@ -2,11 +2,11 @@
 
 Everything that evaluates a network, rather than trains it, lives here (chapters 2-5 and 9):
 
-- :func:`forward` passes a whole split through a network, in eval mode and float32;
-- :func:`measure` turns one such pass over each split into the record that :func:`nclab.train.train`
+- :func:`~nclab.evaluate.forward` passes a whole split through a network, in eval mode and float32;
+- :func:`~nclab.evaluate.measure` turns one such pass over each split into the record that :func:`nclab.train.train`
   logs after an epoch (collapse on the training set, error and calibration on the test set);
   :class:`HistoryRecord` declares every field of that record;
-- :func:`outputs` and :func:`outputs_by_delta` reload the final network of finished runs and
+- :func:`~nclab.evaluate.outputs` and :func:`~nclab.evaluate.outputs_by_delta` reload the final network of finished runs and
   return what it computes (:class:`Outputs`).
 
 :func:`nclab.train.measure`, :func:`nclab.runs.outputs`, :func:`nclab.runs.outputs_by_delta` and
@@ -42,7 +42,7 @@ HistoryRecord = TypedDict("HistoryRecord", {
 })
 HistoryRecord.__doc__ = """One logged epoch of a run: the schema of every entry of ``RunResult.history``.
 
-:func:`measure` returns the fields from ``train_loss`` to ``temperature``; :func:`nclab.train.train`
+:func:`~nclab.evaluate.measure` returns the fields from ``train_loss`` to ``temperature``; :func:`nclab.train.train`
 adds ``epoch``, ``lr`` and the three timings. Every value is a plain Python number (``epoch`` an
 int, the rest floats); ``result.json`` stores a non-finite value as null.
 
@@ -75,7 +75,7 @@ RECORD_FIELDS: tuple[str, ...] = tuple(HistoryRecord.__annotations__)
 
 _ADDED_BY_TRAIN = ("epoch", "lr", "time_train", "time_measure", "time_elapsed")
 MEASURED_FIELDS: tuple[str, ...] = tuple(f for f in RECORD_FIELDS if f not in _ADDED_BY_TRAIN)
-"""The fields of a :class:`HistoryRecord` that :func:`measure` returns."""
+"""The fields of a :class:`HistoryRecord` that :func:`~nclab.evaluate.measure` returns."""
 
 
 
@@ -112,7 +112,7 @@ def measure(model: models.Classifier, train_data: data.DeviceBatches, val_data: 
             test_data: data.DeviceBatches, delta: float, *, batch_size: int = MEASURE_BATCH_SIZE) -> dict:
     """Measure a model the way the paper does: collapse on the training set, calibration on the test set.
 
-    One eval-mode float32 :func:`forward` pass over the training split (no augmentation, large
+    One eval-mode float32 :func:`~nclab.evaluate.forward` pass over the training split (no augmentation, large
     batches) keeps every feature vector and logit on the device, from which
     :func:`~nclab.metrics.collapse_report_from_features` computes NC1-NC4 and the norms in two
     passes over the kept features (class means, then projected deviations). Forward passes over the
@@ -200,7 +200,7 @@ def outputs(result, split: str = "train", *, batch_size: int = MEASURE_BATCH_SIZ
 
     Loads the network from the run's checkpoint, in eval mode, onto the run's device (the CPU
     when a GPU run is opened on a machine without one), and passes the split through it with
-    :func:`forward`, as :func:`measure` does. Results come back on the CPU.
+    :func:`~nclab.evaluate.forward`, as :func:`~nclab.evaluate.measure` does. Results come back on the CPU.
 
     Parameters
     ----------
@@ -229,7 +229,7 @@ def outputs(result, split: str = "train", *, batch_size: int = MEASURE_BATCH_SIZ
 
 
 def outputs_by_delta(results, split: str = "test") -> dict[float, list[Outputs]]:
-    """:func:`outputs` of every run, grouped by δ (in increasing δ, runs in the given order; chapter 5).
+    """:func:`~nclab.evaluate.outputs` of every run, grouped by δ (in increasing δ, runs in the given order; chapter 5).
 
     Parameters
     ----------
