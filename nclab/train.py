@@ -257,6 +257,15 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
 
 
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
+    # The run seeds torch's generators; the caller's random state (a notebook's next draws) must not
+    # depend on whether a run was trained or read from the cache.
+    device = resolve_device(config.device)
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return _train_seeded(config, run_dir, resume, show)
+
+
+def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     if cuda:

@@ -285,3 +285,12 @@ def test_run_dir_leaves_its_argument_alone():
     before = config.to_dict()
     runs.run_dir(config)
     assert config.to_dict() == before
+
+
+def test_training_leaves_the_callers_random_state_alone(one_torch_thread):
+    """A notebook's later random draws must not depend on whether a run was trained or read from the cache."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(runs.config("quick", dataset="gaussians", epochs=1, width=8), progress=False)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
