@@ -276,6 +276,8 @@ def chapter4(results: list[RunResult]) -> Evidence:
             all(versus[label][c].verdict == "lower" for label in ls for c in upper),
         "at every common NC1 level, the mean NC2 of δ = 0.05 is below that of CE":
             all(matched.mean("LS δ=0.05", c) < matched.mean("CE", c) for c in matched.columns),
+        "the NC2 gap of δ = 0.05 to CE is smaller at the lowest NC1 level than at the highest (the effect shrinks)":
+            abs(versus["LS δ=0.05"][lowest].mean) < abs(versus["LS δ=0.05"][upper[0]].mean),
         "both norms fall at every step of δ": trend["w_norm"] == trend["h_norm"] == "falls at every step of δ",
         "NC1 and NC2 end lower with the largest δ than with δ = 0.05 (paired)":
             all(p.verdict == "lower" for p in strongest.values()),
