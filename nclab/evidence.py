@@ -303,7 +303,7 @@ def across_runs(results: list[RunResult], x: str = "nc1", y: str = "test_ece"):
     scipy's SignificanceResult (statistic, pvalue)
     """
     xs, ys = [], []
-    for runs in tables._by_delta(results).values():
+    for runs in tables.by_delta(results).values():
         a = np.array([r.final[x] for r in runs])
         b = np.array([r.final[y] for r in runs])
         xs.append(np.argsort(np.argsort(a)) - (len(a) - 1) / 2)

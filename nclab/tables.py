@@ -35,7 +35,7 @@ from .runs import Outputs
 from .stats import Paired, paired
 from .train import RunResult
 
-__all__ = ["Table", "delta_label", "first_epoch_at_or_below", "common_levels", "nc2_at_nc1", "collapse_table",
+__all__ = ["Table", "delta_label", "by_delta", "first_epoch_at_or_below", "common_levels", "nc2_at_nc1", "collapse_table",
            "threshold_table", "final_table", "matched_nc2_table", "calibration_table", "entropy_table",
            "collapse_calibration_table"]
 
@@ -63,8 +63,12 @@ def _check_results(results) -> list[RunResult]:
     return results
 
 
-def _by_delta(results) -> dict[float, list[RunResult]]:
-    """Runs grouped by δ, in increasing δ, each group in increasing seed (shared with :mod:`nclab.plots`)."""
+def by_delta(results) -> dict[float, list[RunResult]]:
+    """Runs grouped by δ, in increasing δ, each group in increasing seed (chapters 2-5).
+
+    The order pairs runs across groups: the i-th run of every δ has the i-th seed, which is how
+    :class:`Table` compares seed by seed.
+    """
     groups: dict[float, list[RunResult]] = defaultdict(list)
     for r in _check_results(results):
         groups[r.config.delta].append(r)
@@ -297,7 +301,7 @@ def threshold_table(results, thresholds: dict) -> Table:
     Table (rows: δ; one column per threshold; cells: epochs; runs that never reach a threshold are NaN,
     printed as such, and count as reaching it one measurement after the last epoch in comparisons)
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     if not isinstance(thresholds, dict) or not thresholds:
         raise ValueError("thresholds must be a non-empty dict: history field -> threshold(s)")
     pairs = [(key, float(t)) for key, ts in thresholds.items() for t in np.atleast_1d(ts)]
@@ -321,7 +325,7 @@ def final_table(results, keys) -> Table:
     -------
     Table (rows: δ; one value per seed)
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     keys = list(keys)
     if not keys:
         raise ValueError("keys must name at least one history field")
@@ -343,7 +347,7 @@ def matched_nc2_table(results, levels) -> Table:
     Table (rows: δ; one column per level; cells: :func:`nc2_at_nc1`, NaN where a run never
     reaches the level)
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     levels = _check_levels(levels)
     values = {}
     for d, runs in groups.items():
@@ -437,7 +441,7 @@ def collapse_calibration_table(results, skip: float = 0.1) -> Table:
     -------
     Table (rows: δ; one value per seed)
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     if not 0 <= skip < 1:
         raise ValueError(f"skip must be in [0, 1), got {skip!r}")
     values = {}

@@ -79,7 +79,7 @@ def final_mean_std(groups, key: str) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    groups : δ -> list of RunResults, as from ``nclab.tables._by_delta``
+    groups : δ -> list of RunResults, as from ``nclab.tables.by_delta``
     key : a field of ``RunResult.final``
 
     Returns

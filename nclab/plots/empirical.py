@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..calibration import prediction_entropy, reliability_bins
 from ..metrics import FeatureStats, nc1
 from ..runs import Outputs
-from ..tables import Table, _by_delta, _check_levels, _check_outputs, delta_label, nc2_at_nc1
+from ..tables import Table, by_delta, _check_levels, _check_outputs, delta_label, nc2_at_nc1
 from ._base import CURVE_PANELS, curve_series, final_mean_std, label_curve_panel, prepare, sweep_colours
 
 __all__ = ["feature_snapshots", "simplex_snapshots", "training_curves_spread", "nc_plane", "matched_nc2",
@@ -171,7 +171,7 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     keys = list(keys)
     unknown = [k for k in keys if k not in CURVE_PANELS]
     if not keys or unknown:
@@ -225,7 +225,7 @@ def nc_plane(results, fig: Figure | None = None) -> Figure:
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     fig = prepare(fig, (7, 5.5))
     ax = fig.subplots()
     errors = np.concatenate([r.series("test_error") for runs in groups.values() for r in runs])
@@ -269,7 +269,7 @@ def matched_nc2(results, levels, fig: Figure | None = None) -> Figure:
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     levels = _check_levels(levels)
     colours = sweep_colours(groups)
     fig = prepare(fig, (6.5, 4.5))
@@ -359,7 +359,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     if not isinstance(calibration, Table):
         raise ValueError(f"calibration must be the Table of calibration_table, got {type(calibration).__name__}")
     deltas = np.array(list(groups))
@@ -415,7 +415,7 @@ def ece_vs_collapse(results, fig: Figure | None = None) -> Figure:
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     colours = sweep_colours(groups)
     fig = prepare(fig, (10, 4.0))
     ax_nc1, ax_norm = fig.subplots(1, 2, sharey=True)

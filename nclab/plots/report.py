@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..tables import _by_delta, _check_results, delta_label
+from ..tables import by_delta, _check_results, delta_label
 from ._base import curve_series, delta_colours, final_mean_std, label_curve_panel, prepare
 
 __all__ = ["training_curves", "delta_summary"]
@@ -77,7 +77,7 @@ def delta_summary(results, fig: Figure | None = None) -> Figure:
     matplotlib.figure.Figure or SubFigure
         The figure drawn into.
     """
-    groups = _by_delta(results)
+    groups = by_delta(results)
     deltas = np.array(list(groups))
     fig = prepare(fig, (13, 7))
     axes = fig.subplots(2, 3)
