@@ -24,6 +24,7 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.plots.empirical` figures of a trained network and of the delta sweep (chapters 2-5)
 - :mod:`nclab.plots.theory` figures of the UFM, its Hessian and gradient descent (chapters 1, 6-8)
 - :mod:`nclab.widgets` the live delta explorers that redraw a figure per delta (chapters 1-8)
+- :mod:`nclab.exercises` self-checked coding exercises, one submodule per chapter (chapters 1-8)
 
 Submodules are imported on first use, so ``import nclab as nc`` is quick and
 ``nc.metrics.nc1(...)`` works without a separate import.
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
     "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "widgets",
+    "exercises",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
