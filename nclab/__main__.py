@@ -46,6 +46,7 @@ _CONFIG_OPTIONS = [
     ("--dataset", "dataset", str, f"dataset: {', '.join(DATASETS)}"),
     ("--model", "model", str, f"network: {', '.join(MODELS)}"),
     ("--width", "width", int, "hidden units (mlp) or base channels (conv nets)"),
+    ("--train-size", "train_size", int, "train on a fixed balanced subset of this many images"),
     ("--epochs", "epochs", int, "passes over the training set"),
     ("--batch-size", "batch_size", int, "mini-batch size"),
     ("--lr", "lr", float, "initial learning rate"),

@@ -97,7 +97,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("NCLAB_DATA", "~/.nclab/data")).expanduser()
 
 
-def load(name: str, split: str = "train", root: str | os.PathLike | None = None, **options) -> Dataset:
+def load(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
+         train_size: int | None = None, **options) -> Dataset:
     """Load one split of a dataset into memory.
 
     Parameters
@@ -106,6 +107,9 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     split : "train", "val" (a fixed stratified 10% of the training set, held out for temperature
         scaling) or "test"
     root : data folder; default ``$NCLAB_DATA`` or ``~/.nclab/data`` (unused for digits and gaussians)
+    train_size : only for ``split="train"``: keep this many training images, the same number from
+        every class (so it must be a multiple of K), chosen with a fixed seed (the same subset on
+        every machine); None keeps the whole split
     **options : only for ``gaussians``: ``num_classes`` (4), ``dim`` (8), ``n_per_class`` (100,
         per split before the val carve), ``separation`` (4.0, distance scale of the class means),
         ``seed`` (0)
@@ -140,6 +144,11 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
         val = _val_mask(labels, num_classes)
         keep = val if split == "val" else ~val
         images, labels = images[keep], labels[keep]
+    if train_size is not None:
+        if split != "train":
+            raise ValueError(f"train_size applies to the 'train' split only, not {split!r}")
+        keep = _subset(labels, num_classes, check_positive_int(train_size, "train_size"), name)
+        images, labels = images[keep], labels[keep]
     return Dataset(name, split, images, labels, num_classes, mean, std)
 
 
@@ -152,6 +161,24 @@ def _val_mask(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         members = np.flatnonzero(y == k)
         mask[rng.permutation(members)[: int(round(VAL_FRACTION * len(members)))]] = True
     return torch.from_numpy(mask)
+
+
+def _subset(labels: torch.Tensor, num_classes: int, size: int, name: str) -> torch.Tensor:
+    """Indices of a fixed balanced subset: ``size / K`` images of each class, in the split's order."""
+    if size % num_classes:
+        raise ValueError(f"train_size must be a multiple of the number of classes ({num_classes}), so that "
+                         f"every class has the same number of images, as neural collapse assumes; got {size}")
+    per_class = size // num_classes
+    rng = np.random.RandomState(_SPLIT_SEED + 1)
+    y = labels.numpy()
+    chosen = []
+    for k in range(num_classes):
+        members = np.flatnonzero(y == k)
+        if len(members) < per_class:
+            raise ValueError(f"train_size {size} asks for {per_class} images of class {k}, but the "
+                             f"{name} training split has only {len(members)}")
+        chosen.append(rng.permutation(members)[:per_class])
+    return torch.from_numpy(np.sort(np.concatenate(chosen)))
 
 
 @functools.lru_cache(maxsize=4)

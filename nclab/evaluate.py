@@ -221,7 +221,8 @@ def outputs(result, split: str = "train", *, batch_size: int = MEASURE_BATCH_SIZ
     wanted = str(result.config.device)
     device = resolve_device(wanted if torch.cuda.is_available() or not wanted.startswith("cuda") else "cpu")
     model = result.load_model(device)
-    batches = data.DeviceBatches(data.load(result.config.dataset, split), device)
+    subset = getattr(result.config, "train_size", None) if split == "train" else None
+    batches = data.DeviceBatches(data.load(result.config.dataset, split, train_size=subset), device)
     features, logits = forward(model, batches, batch_size=batch_size)
     classifier = model.classifier
     return Outputs(features.cpu(), logits.cpu(), batches.labels.cpu(),

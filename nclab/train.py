@@ -77,6 +77,8 @@ class TrainConfig:
     Attributes
     ----------
     dataset, model : registry names (:data:`nclab.data.DATASETS`, :data:`nclab.models.MODELS`)
+    train_size : train on a fixed balanced subset of this many training images (a multiple of K;
+        see :func:`nclab.data.load`); None uses the whole training split
     width : model width (None: the model's default, :data:`nclab.models.DEFAULT_WIDTH`)
     delta : label smoothing δ in [0, 1); 0 is cross-entropy
     epochs : number of passes over the training split
@@ -116,6 +118,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    train_size: int | None = None
 
     def __post_init__(self) -> None:
         """Check every field; numbers are normalized to plain int/float, milestones to a sorted list."""
@@ -130,7 +133,7 @@ class TrainConfig:
         set_("delta", check_delta(self.delta))
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
             set_(name, check_positive_int(getattr(self, name), name, minimum=low))
-        for name in ("width", "threads"):
+        for name in ("width", "threads", "train_size"):
             if getattr(self, name) is not None:
                 set_(name, check_positive_int(getattr(self, name), name))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
@@ -165,8 +168,9 @@ class TrainConfig:
         return self.lambda_W > 0 or self.lambda_H > 0 or self.lambda_b > 0
 
     def to_dict(self) -> dict:
-        """The config as plain Python types (for JSON, checkpoints and the cache key)."""
-        return dataclasses.asdict(self)
+        """The config as plain Python types (for JSON, checkpoints and the cache key); no unset train_size."""
+        values = dataclasses.asdict(self)  # runs stored before train_size existed keep their key
+        return {k: v for k, v in values.items() if not (k == "train_size" and v is None)}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -273,7 +277,7 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
 
     # Data: each split on the device as one normalized tensor.
     channels_last = cuda and config.model != "mlp"
-    train_set = data.load(config.dataset, "train")
+    train_set = data.load(config.dataset, "train", train_size=config.train_size)
     train_data = data.DeviceBatches(train_set, device, channels_last)
     val_data = data.DeviceBatches(data.load(config.dataset, "val"), device, channels_last)
     test_data = data.DeviceBatches(data.load(config.dataset, "test"), device, channels_last)
