@@ -3,7 +3,7 @@
 - :func:`logit_hessian`: the Hessian of the label-smoothing loss of one sample in its logits,
   diag(p) - p p^T, by hand;
 - :func:`logit_eigenvalues`: its eigenvalues on the directions orthogonal to 1 at Theorem 1's
-  minimizer, q = (1 - p*(β))/(K - 1) (K - 2 times) and K p*(β) q (once);
+  minimizer, p̄ = (1 - p*(β))/(K - 1) (K - 2 times) and K p*(β) p̄ (once);
 - :func:`slowest_nc1_rate` (challenge): the smallest within-class curvature inside span(W),
   the rate of the slowest mode that NC1 sees.
 
