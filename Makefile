@@ -4,14 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nclab-installed
 
-.PHONY: help venv book test lab sync bench clean
+.PHONY: help venv book test lab sync bench results clean
 
 help:
 	@echo "make book   build the book into _build/html (every chapter executed; fails on any warning)"
 	@echo "make test   run the test suite (unit tests, chapter execution, pairing, CLI)"
 	@echo "make lab    open the chapters in JupyterLab (.md files open as notebooks)"
-	@echo "make sync   regenerate book/*.ipynb from book/*.md after editing a chapter"
+	@echo "make sync   carry _config.yml's repository URL into the package and install cells, regenerate book/*.ipynb"
 	@echo "make bench  run the benchmarks in benchmarks/"
+	@echo "make results  retrain the fashion evidence bundle (24 runs, about an hour on 2 cores) into results/fashion"
 	@echo "make clean  remove the built book and caches (keeps .venv)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -32,10 +33,15 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab book/
 
 sync: $(STAMP)
+	$(BIN)/python tools/sync_repository.py
 	$(BIN)/jupytext --sync book/[0-9]*.md
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+results: $(STAMP)
+	$(BIN)/python -m nclab bundle --profile fashion --deltas 0 0.05 0.1 0.3 --seeds 0 1 2 3 4 5 \
+		--name fashion --out results/fashion
 
 clean:
 	rm -rf _build .pytest_cache

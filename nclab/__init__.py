@@ -15,6 +15,9 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.train` one training run: the loop, checkpoints and resuming (chapters 2-5, 9)
 - :mod:`nclab.evaluate` forward passes over a split, the per-epoch measurement and its record,
   the outputs of a finished run (chapters 2-5)
+- :mod:`nclab.cluster` sweeps on Slurm through submitit, one job per run (chapter 9)
+- :mod:`nclab.repository` where the book lives on the web: install and published-results URLs
+- :mod:`nclab.bundle` published evidence bundles, read instead of retrained (chapters 2-5, 9)
 - :mod:`nclab.runs` profiles, the run cache and sweeps over delta and seeds (chapters 2-5, 9)
 - :mod:`nclab.stats` paired verdicts with intervals and sign tests (chapters 2-5)
 - :mod:`nclab.tables` the per-seed tables of runs, printed as mean ± std (chapters 2-5)
@@ -39,7 +42,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
     "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "widgets",
-    "exercises",
+    "exercises", "repository", "bundle", "cluster",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -3,6 +3,8 @@
     python -m nclab run --dataset digits --model mlp --delta 0.1
     python -m nclab sweep --deltas 0 0.05 0.1 --seeds 0 1 2
     python -m nclab report .nclab-cache --out figures
+    python -m nclab sweep --profile fashion --executor slurm --partition gpu --time 60
+    python -m nclab bundle --profile fashion --deltas 0 0.05 0.1 0.3 --seeds 0 1 2 3 4 5 --name fashion --out results/fashion
 
 ``python -m nclab COMMAND --help`` lists every option. Runs go to the result cache (see
 :mod:`nclab.runs`) unless ``--run-dir`` is given, so repeating a command reuses the finished run.
@@ -94,7 +96,31 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, help="also draw the sweep's figures into this folder (PNG files)")
     sweep.add_argument("--workers", type=int,
                        help="worker processes, one thread each (default: $NCLAB_WORKERS, else one per core)")
+    sweep.add_argument("--executor", choices=["processes", "slurm", "local"], default="processes",
+                       help="where runs train: worker processes here (default), one Slurm job each "
+                            "(through submitit; put NCLAB_CACHE on a shared filesystem), or submitit's local jobs")
+    sweep.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    sweep.add_argument("--gpus", type=int, default=0, help="GPUs per Slurm job (default 0)")
+    sweep.add_argument("--cpus", type=int, default=1, help="CPU cores per Slurm job (default 1)")
+    sweep.add_argument("--time", type=int, default=60, dest="time_min", help="time limit per job in minutes (default 60)")
+    sweep.add_argument("--mem", type=int, default=8, dest="mem_gb", help="memory per job in GB (default 8)")
+    sweep.add_argument("--log-dir", type=Path, help="submitit's job scripts and logs (default: <cache>/submitit)")
     _add_common(sweep)
+
+    bundle = commands.add_parser("bundle", help="publish a finished sweep as an evidence bundle (results/NAME)",
+                                 description="Train (or read from the cache) the sweep's runs, then write their "
+                                             "histories, float16 validation and test logits and a provenance "
+                                             "manifest into a bundle folder that the book reads with "
+                                             "nclab.bundle.load.")
+    bundle.add_argument("--profile", choices=sorted(runs.PROFILES), help="scale preset the options below modify")
+    bundle.add_argument("--deltas", type=float, nargs="+", required=True, help="label smoothing values")
+    bundle.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds")
+    bundle.add_argument("--name", required=True, help="the bundle's name (nclab.bundle.load(NAME))")
+    bundle.add_argument("--out", type=Path, required=True, help="the bundle folder, e.g. results/NAME")
+    bundle.add_argument("--workers", type=int, help="worker processes for runs still to train")
+    bundle.add_argument("--wall-seconds", type=float,
+                        help="the sweep's wall time to record, when it was trained before this command")
+    _add_common(bundle)
 
     report = commands.add_parser("report", help="draw the figures of a run or of a folder of runs into PNG files",
                                  description="Read finished runs (a run folder, or a folder of them such as "
@@ -170,7 +196,11 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
     context["cache"] = runs.cache_dir()
     if not all((runs.run_dir(c) / RESULT).exists() for c in configs):  # finished runs are only read
         _check_writable(runs.cache_dir())
-    results = runs.sweep(configs, progress=not args.no_progress, workers=args.workers)
+    cluster = {} if args.executor == "processes" else dict(
+        partition=args.partition, gpus=args.gpus, cpus=args.cpus, time_min=args.time_min, mem_gb=args.mem_gb,
+        log_dir=args.log_dir)
+    results = runs.sweep(configs, progress=not args.no_progress, workers=args.workers, executor=args.executor,
+                         **cluster)
     c = configs[0]
     print(f"{c.model} on {c.dataset}, {c.epochs} epochs, final epoch, mean over seeds {args.seeds}")
     keys = ["train_error", "test_error", "nc1", "nc2_wh", "nc3", "w_norm", "h_norm", "test_ece",
@@ -183,6 +213,23 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
     print(f"runs in {runs.cache_dir()}")
     if args.out is not None:
         _draw(results, args.out)
+
+
+def _bundle(args: argparse.Namespace, context: dict) -> None:
+    from . import bundle
+
+    configs = runs.grid(args.profile, deltas=args.deltas, seeds=args.seeds, **_overrides(args))
+    context["cache"] = runs.cache_dir()
+    start = time.perf_counter()
+    results = runs.sweep(configs, progress=not args.no_progress, workers=args.workers)
+    workers = args.workers or runs.default_workers()
+    wall = args.wall_seconds if args.wall_seconds is not None else time.perf_counter() - start
+    c = configs[0]
+    folder = bundle.export(results, args.out, name=args.name, command="python -m nclab " + " ".join(sys.argv[1:]),
+                           wall_seconds=wall, workers=workers,
+                           description=f"{c.dataset}, {c.model} (width {c.width or 'default'}), "
+                                       f"{c.train_size or 'all'} training images, {c.epochs} epochs")
+    print(f"bundle of {len(results)} runs written to {folder}")
 
 
 def _report(args: argparse.Namespace, context: dict) -> None:
@@ -344,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     context: dict = {}  # what the command has told about where its work is kept
     try:
-        {"run": _run, "sweep": _sweep, "report": _report}[args.command](args, context)
+        {"run": _run, "sweep": _sweep, "bundle": _bundle, "report": _report}[args.command](args, context)
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()

@@ -31,8 +31,11 @@ One switch picks the scale, so the chapter text stays the same:
 - ``paper``: the paper's setting: CIFAR-10, ResNet18, SGD (momentum 0.9, lr 0.05, weight decay
   5e-4, batch 128), lr times 0.1 after epoch 150, 350 epochs.
 
-The profile is the ``profile`` argument, else ``$NCLAB_PROFILE``, else ``standard`` when a CUDA
-GPU is present and ``quick`` otherwise.
+The profile is the ``profile`` argument, else ``$NCLAB_PROFILE``, else ``quick``: the scale never
+changes by itself with the hardware (a GPU runtime in Colab runs the same quick sweep); larger
+profiles run only when asked for. Before training, :func:`sweep` prints its plan: how many runs,
+of what, and about how long they take (from the runs already finished, else from
+:data:`RUN_SECONDS`).
 
 Cache
 -----
@@ -54,7 +57,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_known_fields, check_positive_int
@@ -63,7 +65,7 @@ from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cach
 
 __all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep", "default_workers",
            "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs",
-           "outputs_by_delta"]
+           "outputs_by_delta", "plan", "profile_of", "RUN_SECONDS"]
 
 PROFILES: dict[str, dict] = {
     "quick": dict(dataset="digits", model="mlp", epochs=60, batch_size=64, lr=0.02, momentum=0.9,
@@ -81,14 +83,67 @@ PROFILES: dict[str, dict] = {
 }
 
 
+# Seconds one run of a profile takes on one core of the book's build machine (a 2-core AMD EPYC),
+# measured: the quick sweep's 48 runs took 241 s in all (time_elapsed summed); the fashion runs'
+# median is in results/fashion/manifest.json. None: a GPU profile, not measured here.
+RUN_SECONDS: dict[str, float | None] = {"quick": 5.0, "fashion": 300.0, "standard": None, "paper": None}
+
+
 def default_profile() -> str:
-    """``$NCLAB_PROFILE`` if set, else "standard" with a CUDA GPU and "quick" without."""
+    """``$NCLAB_PROFILE`` if set, else "quick" (whatever the hardware: larger profiles only on request)."""
     name = os.environ.get("NCLAB_PROFILE")
     if name:
         if name not in PROFILES:
             raise ValueError(f"NCLAB_PROFILE must be one of {', '.join(PROFILES)}; got {name!r}")
         return name
-    return "standard" if torch.cuda.is_available() else "quick"
+    return "quick"
+
+
+def profile_of(cfg: TrainConfig) -> str | None:
+    """The profile whose settings ``cfg`` has (δ, seed, device and threads aside), or None."""
+    values = cfg.to_dict()
+    for name, settings in PROFILES.items():
+        if all(values.get(k) == v for k, v in settings.items() if k not in ("device", "threads")):
+            return name
+    return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def plan(configs: list[TrainConfig], workers: int) -> str:
+    """What a sweep will train, and an estimate of how long: the text :func:`sweep` prints first.
+
+    The time per run is the median of the runs of the same setting already in the cache, else the
+    profile's :data:`RUN_SECONDS` (measured on one CPU core of the book's build machine).
+    """
+    todo = [c for c in configs if not (run_dir(c) / RESULT).exists()]
+    if not todo:
+        return f"all {len(configs)} runs are in the cache ({cache_dir()}): nothing to train"
+    first = todo[0]
+    profile = profile_of(first)
+    setting = (f"{first.model} on {first.dataset}, {first.epochs} epochs"
+               + (f", {profile} profile" if profile else ""))
+    deltas = sorted({c.delta for c in todo})
+    seeds = sorted({c.seed for c in todo})
+    lines = [f"plan: train {len(todo)} of {len(configs)} runs ({setting}; δ in {', '.join(f'{d:g}' for d in deltas)}; "
+             f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}), {min(workers, len(todo))} at a time"]
+    same = [c for c in configs if (run_dir(c) / RESULT).exists() and profile_of(c) == profile]
+    if same:
+        seconds = float(np.median([RunResult.load(run_dir(c) / RESULT).final["time_elapsed"] for c in same]))
+        source = f"the median of the {len(same)} finished runs"
+    else:
+        seconds = RUN_SECONDS.get(profile) if profile else None
+        source = "measured on one core of a 2-core AMD EPYC"
+    if seconds is None:
+        lines.append("estimate: unknown for this setting on this hardware; the bar below shows the time left "
+                     "once the first runs finish")
+    else:
+        rounds = -(-len(todo) // max(1, min(workers, len(todo))))
+        lines.append(f"estimate: about {_duration(seconds * rounds)} ({_duration(seconds)} a run, {source}; "
+                     "slower on a busy or slower CPU)")
+    return "\n".join(lines)
 
 
 def config(profile: str | None = None, **overrides) -> TrainConfig:
@@ -207,20 +262,25 @@ def _train_in_worker(values: dict, folder: str) -> str | None:
     return folder
 
 
-def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None = None) -> list[RunResult]:
+def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None = None,
+          executor: str = "processes", **cluster) -> list[RunResult]:
     """Results of several configs, in order; finished runs come from the cache, the rest are trained.
 
     Runs still to train go to ``workers`` worker processes (default :func:`default_workers`, one
     per core), each with one CPU thread unless the config sets ``threads``. One progress bar
     counts the finished runs over the whole sweep. Every run is seeded by its config alone, so a
     parallel sweep gives the same results as a sequential one; ``workers=1`` trains in this
-    process, one run after another.
+    process, one run after another. With ``executor="slurm"`` every run is a Slurm job instead
+    (:func:`nclab.cluster.submit`, which takes the ``cluster`` options). Before training, the
+    sweep prints its :func:`plan` (unless progress is off).
 
     Parameters
     ----------
     configs : the runs' configs (e.g. from :func:`grid`); a config may appear more than once
-    progress : show the sweep's progress bar (also silenced by ``NCLAB_PROGRESS=0``)
+    progress : print the plan and show the sweep's progress bar (also silenced by ``NCLAB_PROGRESS=0``)
     workers : number of worker processes; None uses :func:`default_workers`
+    executor : "processes" (this machine), "slurm" or "local" (submitit's jobs, see :mod:`nclab.cluster`)
+    **cluster : options of :func:`nclab.cluster.submit` (partition, gpus, time_min, mem_gb, ...)
 
     Returns
     -------
@@ -229,11 +289,20 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
     configs = list(configs)
     if not all(isinstance(c, TrainConfig) for c in configs):
         raise ValueError("configs must be a list of TrainConfig (see nclab.runs.config and grid)")
+    if executor != "processes":
+        from .cluster import submit
+        cluster.setdefault("log_dir", None)
+        cluster["log_dir"] = cluster["log_dir"] or cache_dir() / "submitit"
+        return submit(configs, [run_dir(c) for c in configs], executor=executor, progress=progress, **cluster)
+    if cluster:
+        raise ValueError(f"options {sorted(cluster)} are for executor='slurm' or 'local' only")
     workers = default_workers() if workers is None else workers
     workers = check_positive_int(workers, "workers")
     folders = [run_dir(c) for c in configs]
     todo = {str(f): c for f, c in zip(folders, configs) if not (f / RESULT).exists()}
     show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
+    if show and todo:
+        print(plan(configs, workers), flush=True)
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="sweep", unit="run", disable=not show)
     try:
         if len(todo) <= 1 or workers == 1:

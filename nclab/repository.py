@@ -1,0 +1,40 @@
+"""Where the book lives on the web: the one repository URL the package uses (chapters 2-5, 9).
+
+:data:`REPOSITORY` is written by ``make sync`` from ``repository.url`` in the book's
+``_config.yml``, the one place the URL is set by hand; the chapters' install cells are rewritten
+from it by the same command, and a test checks that they all agree.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["REPOSITORY", "BRANCH", "results_url", "install_url"]
+
+# Set by `make sync` from _config.yml (repository.url, repository.branch); do not edit by hand.
+REPOSITORY = "https://github.com/nclab-book/nclab"
+BRANCH = "main"
+
+
+def install_url() -> str:
+    """What ``pip install`` takes to install nclab from the repository (the chapters' install cell)."""
+    return f"git+{REPOSITORY}"
+
+
+def results_url() -> str:
+    """Where the published results (``results/`` of the repository) are served.
+
+    ``$NCLAB_RESULTS_URL`` when set (a mirror, or a ``file://`` URL of a local copy); else the raw
+    files of :data:`REPOSITORY` on its branch :data:`BRANCH`.
+
+    Example
+    -------
+    >>> results_url() if "NCLAB_RESULTS_URL" not in os.environ else "https://raw.githubusercontent.com/nclab-book/nclab/main/results"
+    'https://raw.githubusercontent.com/nclab-book/nclab/main/results'
+    """
+    if os.environ.get("NCLAB_RESULTS_URL"):
+        return os.environ["NCLAB_RESULTS_URL"]
+    if REPOSITORY.startswith("https://github.com/"):
+        owner_repo = REPOSITORY.removeprefix("https://github.com/").strip("/")
+        return f"https://raw.githubusercontent.com/{owner_repo}/{BRANCH}/results"
+    return f"{REPOSITORY.rstrip('/')}/raw/{BRANCH}/results"

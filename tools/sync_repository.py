@@ -1,0 +1,41 @@
+"""Carry the repository URL of _config.yml into the package and every chapter's install cell.
+
+Run by `make sync` (before jupytext regenerates the notebooks). _config.yml's `repository.url`
+and `repository.branch` are the one place the URL is set by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
+    changed = []
+    module = ROOT / "nclab" / "repository.py"
+    text = module.read_text()
+    new = re.sub(r'^REPOSITORY = ".*"$', f'REPOSITORY = "{url}"', text, flags=re.M)
+    new = re.sub(r'^BRANCH = ".*"$', f'BRANCH = "{branch}"', new, flags=re.M)
+    if new != text:
+        module.write_text(new)
+        changed.append(module)
+    for md in sorted((ROOT / "book").glob("[0-9]*.md")):
+        text = md.read_text()
+        new = re.sub(r'%pip install -q "git\+[^"]*"', f'%pip install -q "git+{url}"', text)
+        if new != text:
+            md.write_text(new)
+            changed.append(md)
+    for path in changed:
+        print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
