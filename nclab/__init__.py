@@ -9,6 +9,7 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
+- :mod:`nclab.conditioning` chapter 7's tables of condition numbers and step counts, and the claims its prose makes
 - :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta (chapter 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
     "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "widgets",
-    "exercises", "repository", "bundle", "cluster",
+    "exercises", "repository", "bundle", "cluster", "conditioning",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

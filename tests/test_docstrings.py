@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["losses", "metrics", "features", "calibration", "ufm", "hessian", "descent", "data", "models",
            "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "plots.report",
-           "plots.empirical", "plots.theory", "widgets"]
+           "plots.empirical", "plots.theory", "widgets", "conditioning", "repository", "bundle", "cluster",
+           "exercises"]
 
 
 @pytest.mark.parametrize("name", MODULES)
