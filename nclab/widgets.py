@@ -19,6 +19,7 @@ of the UFM minimizer, Theorem 1, the Hessian and gradient descent) are in
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -59,6 +60,9 @@ def _static_player(draw: DrawFn, deltas: Sequence[float], figsize):
     animation = FuncAnimation(fig, frame, frames=len(deltas), blit=False)
     html = animation.to_jshtml(fps=2, default_mode="once")
     plt.close(fig)
+    # matplotlib links Font Awesome 4 from a CDN for the player's buttons: the book ships its own
+    # icons (the theme's Font Awesome), and a page must not load anything from the network.
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
     note = (
         "<p style='font-size:0.85em;color:#555'>Drag the slider to step through "
         f"δ = {deltas[0]:g} … {deltas[-1]:g} (precomputed frames; run the chapter in Jupyter or "
