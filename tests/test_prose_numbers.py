@@ -40,14 +40,14 @@ def typed_numbers(text: str) -> list[str]:
     text = re.sub(r"^\s*#+ \d+(\.\d+)*\.?", " ", text, flags=re.M)       # heading numbers
     text = re.sub(r"^\s*\d+\. ", " ", text, flags=re.M)                  # numbered lists
     text = re.sub(r"\b[Cc]hapters? \d+(\s*(–|-|and|or|,|to)\s*\d+)*", " ", text)   # chapter references
-    text = re.sub(r"\b(Theorem|Figure|Section|Question)s? \d+", " ", text)  # numbered references
+    text = re.sub(r"\b(Theorem|Figure|Section|Question|Exercise)s? \d+(\.\d+)?", " ", text)  # numbered references
     text = re.sub(r"\b[A-Za-z][A-Za-z_]*[-_]?\d+\w*", " ", text)         # names: NC1, ResNet18, CIFAR-10
     return [n.rstrip(".,") for n in re.findall(r"(?<![\w.])[−-]?\d[\d.,/%]*", text)]
 
 
 def test_the_scanner_finds_typed_numbers_and_ignores_the_rest():
     sample = ("---\nfront: 1\n---\n# 3. Title\nNC1 fell by 32.7 in chapter 6, as $K = 10$ and "
-              "{glue:text}`ch3_x` say; `0.5` and\n```{code-cell}\nx = 3\n```\n1. A question with 0.25.\n")
+              "{glue:text}`ch3_x` say (Exercise 3.2); `0.5` and\n```{code-cell}\nx = 3\n```\n1. A question with 0.25.\n")
     assert typed_numbers(sample) == ["32.7", "0.25"]
 
 
