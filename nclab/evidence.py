@@ -33,7 +33,7 @@ from .runs import SWEEP_DELTAS, select
 from .train import RunResult
 
 __all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
-           "CHAPTER3_DELTAS"]
+           "CHAPTER3_DELTAS", "ClaimsAtScales", "side_by_side"]
 
 CHAPTER3_DELTAS = (0.0, 0.05, 0.3)   # CE, the paper's δ, and a strong δ
 
@@ -60,14 +60,31 @@ class Evidence:
     texts: dict[str, str] = field(default_factory=dict)
     claims: dict[str, bool] = field(default_factory=dict)
 
-    def glue(self) -> None:
-        """Make every text available to the page's ``{glue:text}`` roles (no-op outside myst-nb)."""
+    def glue(self, prefix: str = "") -> None:
+        """Make every text available to the page's ``{glue:text}`` roles (no-op outside myst-nb).
+
+        ``prefix`` goes before every name, so that one chapter can glue the evidence of two
+        scales (e.g. ``prefix="fm_"`` for the Fashion-MNIST bundle: ``{glue:text}`fm_ch3_seeds```).
+        """
         try:
             from myst_nb import glue
         except ImportError:          # e.g. Colab: the roles are not rendered there anyway
             return
         for name, text in self.texts.items():
-            glue(name, Text(text), display=False)
+            glue(prefix + name, Text(text), display=False)
+
+    def expect(self, holds=(), fails=()) -> None:
+        """Stop (AssertionError) unless every claim of ``holds`` holds and every claim of ``fails`` does not.
+
+        For prose that says which claims hold at a scale where not all of them do (a bundle).
+        """
+        unknown = [c for c in (*holds, *fails) if c not in self.claims]
+        if unknown:
+            raise KeyError(f"{self.chapter} has no claims {unknown}")
+        wrong = [f"expected to hold, does not: {c}" for c in holds if not self.claims[c]]
+        wrong += [f"expected not to hold, holds: {c}" for c in fails if self.claims[c]]
+        if wrong:
+            raise AssertionError(f"{self.chapter}: the text no longer matches the results:\n- " + "\n- ".join(wrong))
 
     def failed(self) -> list[str]:
         """The claims that do not hold."""
@@ -270,7 +287,7 @@ def chapter4(results: list[RunResult]) -> Evidence:
                  for key in ("nc1", "nc2_wh")}
     ev.texts["ch4_nc1_strongest"] = describe(strongest["nc1"])
     ev.texts["ch4_nc2_strongest"] = describe(strongest["nc2_wh"])
-    ev.texts["ch4_largest"] = f"{SWEEP_DELTAS[-1]:g}"
+    ev.texts["ch4_largest"] = f"{max(r.config.delta for r in results):g}"
     ev.claims = {
         "at every common NC1 level but the lowest, every LS setting has lower NC2 than CE (paired)":
             all(versus[label][c].verdict == "lower" for label in ls for c in upper),
@@ -382,3 +399,64 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
             min(rho_nc1) > 0 and max(rho_norms) < 0,
     }
     return ev
+
+
+# The same claims at two scales ------------------------------------------------------------------
+
+@dataclass
+class ClaimsAtScales:
+    """Whether each claim of a chapter holds at each scale: the table chapters 2-5 show.
+
+    Attributes
+    ----------
+    scales : scale name -> that scale's :class:`Evidence` (the same chapter function on other runs)
+    """
+
+    scales: dict[str, Evidence]
+
+    @property
+    def claims(self) -> list[str]:
+        first = next(iter(self.scales.values()))
+        return list(first.claims)
+
+    def holds(self, claim: str) -> dict[str, bool]:
+        """Scale name -> whether ``claim`` holds there."""
+        return {name: ev.claims[claim] for name, ev in self.scales.items()}
+
+    def __str__(self) -> str:
+        names = list(self.scales)
+        width = max(len(c) for c in self.claims)
+        lines = [f"{'claim':{width}}  " + "  ".join(names)]
+        for claim in self.claims:
+            marks = ["holds" if ok else "does not hold" for ok in self.holds(claim).values()]
+            lines.append(f"{claim:{width}}  " + "  ".join(f"{m:{len(n)}}" for m, n in zip(marks, names)))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        head = "".join(f"<th>{escape(n)}</th>" for n in self.scales)
+        rows = []
+        for claim in self.claims:
+            cells = "".join(f"<td style='text-align:center'>{'✔ holds' if ok else '✘ does not hold'}</td>"
+                            for ok in self.holds(claim).values())
+            rows.append(f"<tr><td>{escape(claim)}</td>{cells}</tr>")
+        return f"<table><thead><tr><th>claim</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def side_by_side(**scales: Evidence) -> ClaimsAtScales:
+    """The claims of one chapter at several scales, in one table.
+
+    Example
+    -------
+    >>> quick = Evidence("chapter 9", claims={"LS ends with smaller norms": True})
+    >>> fashion = Evidence("chapter 9", claims={"LS ends with smaller norms": False})
+    >>> print(side_by_side(digits=quick, fashion=fashion))
+    claim                       digits  fashion
+    LS ends with smaller norms  holds   does not hold
+    """
+    if not scales:
+        raise ValueError("side_by_side needs at least one scale")
+    claims = [list(ev.claims) for ev in scales.values()]
+    if any(c != claims[0] for c in claims):
+        raise ValueError("the scales' evidence must come from the same chapter function (same claims)")
+    return ClaimsAtScales(dict(scales))

@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    """A bundle of four tiny runs (2 δ x 2 seeds) in a fresh cache."""
+    """A bundle of nine tiny runs (3 δ x 3 seeds) in a fresh cache."""
     base = tmp_path_factory.mktemp("bundle")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NCLAB_CACHE", str(base / "cache"))
-        configs = runs.grid("quick", deltas=(0.0, 0.1), seeds=(0, 1), epochs=3, width=16, log_every=1)
+        configs = runs.grid("quick", deltas=(0.0, 0.05, 0.3), seeds=(0, 1, 2), epochs=3, width=16, log_every=1)
         results = runs.sweep(configs, progress=False, workers=1)
         folder = bundle.export(results, base / "results" / "tiny", name="tiny", command="test", wall_seconds=1.0,
                                workers=1, description="digits, mlp")
@@ -37,13 +37,27 @@ def test_a_bundle_reads_back_the_histories_and_the_logits_of_its_runs(tiny_bundl
     loaded = bundle.load("tiny", fetch=False)
     assert [r.history for r in loaded.results] == [r.history for r in results]
     test = loaded.outputs_by_delta("test")
-    assert sorted(test) == [0.0, 0.1] and len(test[0.1]) == 2
-    exact = nc.evaluate.outputs(results[2], "test")  # δ = 0.1, seed 0
-    assert torch.equal(test[0.1][0].labels, exact.labels)
-    assert torch.allclose(test[0.1][0].logits, exact.logits, rtol=2e-3, atol=2e-3)  # float16 storage
+    assert sorted(test) == [0.0, 0.05, 0.3] and len(test[0.05]) == 3
+    exact = nc.evaluate.outputs(results[3], "test")  # δ = 0.05, seed 0
+    assert torch.equal(test[0.05][0].labels, exact.labels)
+    assert torch.allclose(test[0.05][0].logits, exact.logits, rtol=2e-3, atol=2e-3)  # float16 storage
     # the stored logits give the run's own test error
-    error = (test[0.1][0].logits.argmax(1) != exact.labels).float().mean().item()
-    assert error == pytest.approx(results[2].final["test_error"], abs=1e-6)
+    error = (test[0.05][0].logits.argmax(1) != exact.labels).float().mean().item()
+    assert error == pytest.approx(results[3].final["test_error"], abs=1e-6)
+
+
+def test_a_chapter_reads_the_same_evidence_from_a_bundle_as_from_the_runs(tiny_bundle, monkeypatch):
+    results, folder = tiny_bundle
+    monkeypatch.setenv("NCLAB_RESULTS", str(folder.parent))
+    loaded = bundle.load("tiny", fetch=False)
+    assert nc.evidence.chapter3(loaded.results).texts == nc.evidence.chapter3(results).texts
+    from_bundle = nc.evidence.chapter5(loaded.results, loaded.outputs_by_delta("val"), loaded.outputs_by_delta("test"))
+    from_runs = nc.evidence.chapter5(results, nc.evaluate.outputs_by_delta(results, "val"),
+                                     nc.evaluate.outputs_by_delta(results, "test"))
+    assert from_bundle.claims == from_runs.claims
+    table = nc.evidence.side_by_side(runs=from_runs, bundle=from_bundle)
+    assert all(set(table.holds(c)) == {"runs", "bundle"} for c in table.claims)
+    assert "<table>" in table._repr_html_() and str(table).startswith("claim")
 
 
 def test_the_manifest_records_provenance_and_hashes(tiny_bundle):
@@ -51,7 +65,7 @@ def test_the_manifest_records_provenance_and_hashes(tiny_bundle):
     manifest = json.loads((folder / bundle.MANIFEST).read_text())
     for key in ("command", "commit", "cpu", "threads", "torch", "date", "wall_seconds", "run_seconds_median"):
         assert manifest[key] not in (None, ""), key
-    assert manifest["schema"] == bundle.SCHEMA and len(manifest["runs"]) == 4
+    assert manifest["schema"] == bundle.SCHEMA and len(manifest["runs"]) == 9
     assert all((folder / f).is_file() for f in manifest["files"])
 
 
@@ -78,7 +92,7 @@ def test_a_missing_bundle_is_fetched_by_url_and_an_unreachable_one_says_what_to_
     monkeypatch.setenv("NCLAB_RESULTS_URL", folder.parent.as_uri())
     fetched = bundle.load("tiny")
     assert fetched.folder == tmp_path / "cache" / "published" / "tiny"
-    assert len(fetched.results) == 4
+    assert len(fetched.results) == 9
     monkeypatch.setenv("NCLAB_RESULTS_URL", (tmp_path / "nowhere").as_uri())
     with pytest.raises(FileNotFoundError, match="could not fetch .* Set NCLAB_RESULTS"):
         bundle.load("other")
@@ -116,3 +130,14 @@ def test_the_estimate_uses_the_profile_and_the_finished_runs(monkeypatch, tmp_pa
     assert "train 48 of 48 runs" in text and "about 2 min (5 s a run" in text
     assert "unknown for this setting" in runs.plan(runs.grid("paper"), 2)
     assert runs.profile_of(runs.config("fashion", delta=0.3, seed=4)) == "fashion"
+
+
+def test_expect_names_every_claim_the_text_gets_wrong():
+    ev = nc.evidence.Evidence("chapter 9", claims={"a": True, "b": False})
+    ev.expect(holds=["a"], fails=["b"])
+    with pytest.raises(AssertionError, match="expected to hold, does not: b"):
+        ev.expect(holds=["a", "b"])
+    with pytest.raises(KeyError, match="no claims"):
+        ev.expect(holds=["c"])
+    with pytest.raises(ValueError, match="same chapter"):
+        nc.evidence.side_by_side(x=ev, y=nc.evidence.Evidence("other", claims={"c": True}))
