@@ -14,15 +14,15 @@ Column ordering of H is class-major: columns ``k*n, ..., (k+1)*n - 1`` belong to
 ``UFM.labels()`` is ``[0]*n + [1]*n + ... + [K-1]*n``.
 
 Theorem 1 (the global minimizer). Let beta = delta + K sqrt(n lambda_W lambda_H). If d >= K-1 and
-beta < 1, every minimizer has collapsed features (h_i equals its class mean h_bar_k), class means
+beta < 1, every minimizer has collapsed features (h_i equals its class mean mu_k), class means
 forming a simplex equiangular tight frame centred at 0, W = sqrt(n lambda_H / lambda_W) H_bar^T,
 and
 
     ||w_k||^2     = ((K-1)/K) sqrt(n lambda_H / lambda_W) log(K/beta - K + 1),
-    ||h_bar_k||^2 = ((K-1)/K) sqrt(lambda_W / (n lambda_H)) log(K/beta - K + 1).
+    ||mu_k||^2 = ((K-1)/K) sqrt(lambda_W / (n lambda_H)) log(K/beta - K + 1).
 
 The logit margin z_y - z_j is log(K/beta - K + 1) and the softmax confidence on the true class is
-p* = 1 - (K-1) beta / K. If beta >= 1 the minimizer is W = 0, H = 0. The bias is b = 0 when
+p*(beta) = 1 - (K-1) beta / K. If beta >= 1 the minimizer is W = 0, H = 0. The bias is b = 0 when
 lambda_b > 0; when lambda_b = 0 the objective does not change along b -> b + c 1 (softmax is
 shift invariant), so every b = c 1 is a minimizer too and :meth:`UFM.closed_form` returns b = 0.
 """
@@ -66,7 +66,7 @@ def theorem1_curves(num_classes: int, per_class: int, lambda_W: float, lambda_H:
     """Theorem 1's predictions as arrays over many smoothing values, for plotting against delta.
 
     For each delta: beta = delta + K sqrt(n lambda_W lambda_H), the per-class norms ||w_k|| and
-    ||h_bar_k||, the logit margin log(K/beta - K + 1) and the confidence p* = 1 - (K-1) beta / K.
+    ||mu_k||, the logit margin log(K/beta - K + 1) and the confidence p*(beta) = 1 - (K-1) beta / K.
     Where beta >= 1 the minimizer is W = H = 0: norms and margin 0, confidence 1/K.
     See chapter 6 of the book.
 
@@ -140,7 +140,7 @@ class UFMSolution:
     H : (d, N) float64 features, class-major columns
     b : (K,) float64 bias
     w_norm : mean over classes of ||w_k||
-    h_norm : mean over classes of ||h_bar_k||, the norms of the class means of H
+    h_norm : mean over classes of ||mu_k||, the norms of the class means of H
     margin : mean over samples of z_y - max_{j != y} z_j, with z = W h + b
     confidence : mean over samples of the softmax probability of the true class
     objective : the UFM objective at (W, H, b)
@@ -326,7 +326,7 @@ class UFM:
         """f(W, H, b) at a collapsed point, every h_i equal to its class mean, from the K means alone.
 
         Equals ``objective(W, expand_means(class_means), b)`` at O(Kd) instead of O(Nd) cost:
-        (1/K) sum_k L_delta(W h_bar_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||H_bar||^2
+        (1/K) sum_k L_delta(W mu_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||H_bar||^2
         + (lambda_b/2)||b||^2. The Hessian of the class-mean modes is built from it.
         """
         W, class_means, b = self.check_point(W, class_means, b, self.num_classes, "class_means")
@@ -384,7 +384,7 @@ class UFM:
     def minimizer_scales(self) -> tuple[float, float]:
         """(s, rho) with W = s J^T and H_bar = rho J at the minimizer, J^T J = I - 11^T/K.
 
-        s = ||w_k|| sqrt(K/(K-1)) and rho = ||h_bar_k|| sqrt(K/(K-1)); both 0 when beta >= 1.
+        s = ||w_k|| sqrt(K/(K-1)) and rho = ||mu_k|| sqrt(K/(K-1)); both 0 when beta >= 1.
         ValueError if dim < K - 1 (see :meth:`theorem1`).
         """
         K = self.num_classes
@@ -394,7 +394,7 @@ class UFM:
     def closed_form(self) -> UFMSolution:
         """The explicit global minimizer of Theorem 1, embedded in R^d (float64).
 
-        Class means h_bar_k = rho J e_k with J = [Q^T; 0] (d x K), Q from :func:`simplex_basis`,
+        Class means mu_k = rho J e_k with J = [Q^T; 0] (d x K), Q from :func:`simplex_basis`,
         so the ETF lies in the first K-1 feature coordinates; W = sqrt(n lambda_H/lambda_W) H_bar^T;
         b = 0 (see the module docstring for lambda_b = 0); every h_i equals its class mean. When
         beta >= 1, W = H = 0 (margin 0, confidence 1/K). The scalar fields hold Theorem 1's exact

@@ -46,15 +46,15 @@ _MODE_COLOURS = {"within/span": ("C3", "within-class, inside span(W)"),
                  "mean/outside": ("C2", "class means and W, outside span(W)"),
                  "mean/": ("C0", "class means, W and b, inside span(W)")}
 _GD_QUANTITIES = {"objective_gap": "objective gap f − f*", "nc1": "NC1",
-                  "w_norm": "relative error of mean ‖w_k‖", "h_norm": "relative error of mean ‖h̄_k‖"}
+                  "w_norm": "relative error of mean ‖w_k‖", "h_norm": "relative error of mean ‖μ_k‖"}
 
 
 def theorem1_vs_delta(curves: dict, measured: dict | None = None, highlight: float | None = None,
                       fig: Figure | None = None) -> Figure:
     """Theorem 1 against δ: the norms, the logit margin and the training confidence (chapter 6).
 
-    Panels: the per-class norms ‖w_k‖ and ‖h̄_k‖; the margin z_y − z_j = log(K/β − K + 1); the
-    softmax confidence on the true class p* = 1 − (K − 1)β/K. Where β ≥ 1 the minimizer is
+    Panels: the per-class norms ‖w_k‖ and ‖μ_k‖; the margin z_y − z_j = log(K/β − K + 1); the
+    softmax confidence on the true class p*(β) = 1 − (K − 1)β/K. Where β ≥ 1 the minimizer is
     W = H = 0 (margin 0, confidence 1/K) and the region is shaded.
 
     Parameters
@@ -73,9 +73,9 @@ def theorem1_vs_delta(curves: dict, measured: dict | None = None, highlight: flo
     deltas = np.asarray(curves["delta"], dtype=np.float64)
     fig = prepare(fig, (10, 3.4))
     ax_norm, ax_margin, ax_conf = fig.subplots(1, 3)
-    panels = ((ax_norm, [("w_norm", "C0", "‖w_k‖"), ("h_norm", "C1", "‖h̄_k‖")]),
+    panels = ((ax_norm, [("w_norm", "C0", "‖w_k‖"), ("h_norm", "C1", "‖μ_k‖")]),
               (ax_margin, [("margin", "C2", "log(K/β − K + 1)")]),
-              (ax_conf, [("confidence", "C3", "p* = 1 − (K−1)β/K")]))
+              (ax_conf, [("confidence", "C3", "p*(β) = 1 − (K−1)β/K")]))
     trivial = np.asarray(curves["beta"]) >= 1
     for ax, series in panels:
         if trivial.any():
@@ -230,7 +230,7 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
     """Gradient descent on the UFM for several δ: distance to Theorem 1's minimizer per step (chapter 7).
 
     One panel per quantity, two per row, one line per δ, log scale: the objective gap f − f*
-    (f* of the closed form), NC1, and the relative errors of the mean norms ‖w_k‖ and ‖h̄_k‖
+    (f* of the closed form), NC1, and the relative errors of the mean norms ‖w_k‖ and ‖μ_k‖
     (absolute values where β ≥ 1 and the minimizer is 0), as :func:`nclab.descent.distances`
     measures them.
 
@@ -283,7 +283,7 @@ def targets_and_loss(delta: float, num_classes: int = 5, fig: Figure | None = No
 
     Left: the smoothed target q = (1 − δ) e_0 + δ/K for a sample of class 0, beside the one-hot
     target. Right: the loss of logits whose true class leads every other class by m, for CE (grey)
-    and for LS at δ, with the optimal margin m* = log(1 + K(1 − δ)/δ) and confidence marked.
+    and for LS at δ, with the optimal margin m*(δ) = log(1 + K(1 − δ)/δ) and confidence marked.
 
     Parameters
     ----------
@@ -318,7 +318,7 @@ def targets_and_loss(delta: float, num_classes: int = 5, fig: Figure | None = No
     m_star = losses.optimal_margin(K, delta)
     if math.isfinite(m_star):
         ax_loss.plot(m_star, losses.margin_loss(m_star, K, delta), "o", color="C3",
-                     label=f"m* = {m_star:.2f}, p* = {1 - (K - 1) * delta / K:.2f}")
+                     label=f"m*(δ) = {m_star:.2f}, p*(δ) = {1 - (K - 1) * delta / K:.2f}")
     ax_loss.set(xlabel="logit margin m = z_y − z_j", ylabel="loss", ylim=(0, 1.8), title="loss against the margin")
     ax_loss.legend(loc="upper right", fontsize=8)
     return fig
@@ -371,10 +371,10 @@ def _draw_etf(ax, num_classes: int, w_norm: float, h_norm: float, reference: tup
         ax.grid(alpha=0.3)
         names = ("feature 1", "feature 2") if factor == 1.0 else ("projection 1", "projection 2")
         ax.set(xlabel=names[0], ylabel=names[1])
-    ax.plot([], [], "o", color="C0", mec="k", label="class means h̄_k")
+    ax.plot([], [], "o", color="C0", mec="k", label="class means μ_k")
     ax.plot([], [], "-", color="C0", lw=2, label="classifier rows w_k")
     ax.plot([], [], "o", mfc="none", color="0.6", label="w_k at δ = 0")
-    ax.plot([], [], "--", color="0.7", label="h̄_k at δ = 0")
+    ax.plot([], [], "--", color="0.7", label="μ_k at δ = 0")
     ax.legend(fontsize=7, loc="upper left" if three_d else "lower left")
 
 
@@ -382,12 +382,12 @@ def ufm_geometry(delta: float, num_classes: int = 3, per_class: int = 100, lambd
                  lambda_H: float = 5e-4, fig: Figure | None = None) -> Figure:
     """The UFM minimizer of Theorem 1 drawn to scale, for one δ (chapters 6 and 8).
 
-    Left: the class means h̄_k (dots) and the classifier rows w_k (arrows) of the minimizer; they
+    Left: the class means μ_k (dots) and the classifier rows w_k (arrows) of the minimizer; they
     point the same way (self-duality) and form a simplex ETF whose size follows the closed-form
     norms. K = 3 is a triangle in the plane, K = 4 a tetrahedron in 3-D; for K >= 5 the picture is a
     projection onto a plane (a regular polygon). The axes are fixed and the δ = 0 configuration is
     drawn in grey, so the shrinking with δ is visible; at β >= 1 everything sits at the origin.
-    Right: the softmax output of the minimizer for a sample of class 0, p* on the true class,
+    Right: the softmax output of the minimizer for a sample of class 0, p*(β) on the true class,
     against the smoothed target q.
 
     Parameters
@@ -395,7 +395,7 @@ def ufm_geometry(delta: float, num_classes: int = 3, per_class: int = 100, lambd
     delta : smoothing in [0, 1)
     num_classes : K >= 2
     per_class, lambda_W, lambda_H : the UFM (see :class:`nclab.ufm.UFM`); the defaults make
-        ‖w_k‖ = ‖h̄_k‖ (n lambda_H = lambda_W) and reach β = 1 at δ = 1 − K sqrt(n lambda_W lambda_H)
+        ‖w_k‖ = ‖μ_k‖ (n lambda_H = lambda_W) and reach β = 1 at δ = 1 − K sqrt(n lambda_W lambda_H)
         (0.85 for K = 3)
     fig : a Figure or SubFigure to draw into (cleared first); default a new 9.5 x 4.4 inch Figure
 
@@ -417,7 +417,7 @@ def ufm_geometry(delta: float, num_classes: int = 3, per_class: int = 100, lambd
     ax_geo = fig.add_subplot(grid[0], projection="3d" if K == 4 else None)
     _draw_etf(ax_geo, K, t["w_norm"][1], t["h_norm"][1], (t["w_norm"][0], t["h_norm"][0]))
     beta = t["beta"][1]
-    ax_geo.set_title(f"K = {K}: β = {beta:.3f}, ‖w_k‖ = {t['w_norm'][1]:.2f}, ‖h̄_k‖ = {t['h_norm'][1]:.2f}"
+    ax_geo.set_title(f"K = {K}: β = {beta:.3f}, ‖w_k‖ = {t['w_norm'][1]:.2f}, ‖μ_k‖ = {t['h_norm'][1]:.2f}"
                      + ("  (β ≥ 1: W = H = 0)" if beta >= 1 else ""), fontsize=9)
     ax_p = fig.add_subplot(grid[1])
     confidence = t["confidence"][1]
@@ -426,7 +426,7 @@ def ufm_geometry(delta: float, num_classes: int = 3, per_class: int = 100, lambd
     q = np.full(K, delta / K)
     q[0] += 1 - delta
     ax_p.bar(np.arange(K) - 0.2, q, width=0.4, color="0.75", label="smoothed target q")
-    ax_p.bar(np.arange(K) + 0.2, p, width=0.4, color="C0", label=f"softmax at the minimizer (p* = {confidence:.3f})")
+    ax_p.bar(np.arange(K) + 0.2, p, width=0.4, color="C0", label=f"softmax at the minimizer (p*(β) = {confidence:.3f})")
     ax_p.set(xlabel="class", ylabel="probability", ylim=(0, 1.05), xticks=range(K),
              title=f"a sample of class 0: margin {t['margin'][1]:.2f}")
     ax_p.legend(fontsize=8, loc="upper right")
@@ -483,9 +483,9 @@ def theory_at_delta(delta: float, num_classes: int = 10, per_class: int = 5000, 
                     fig: Figure | None = None) -> Figure:
     """Everything Theorem 1 and the Hessian say about one δ (chapter 8).
 
-    Top: per-class norms, logit margin, training confidence p* = 1 − (K − 1)β/K with the
-    training calibration error 1 − p* (every training sample is classified correctly at the
-    minimizer, with confidence p*). Bottom: the condition numbers of
+    Top: per-class norms, logit margin, training confidence p*(β) = 1 − (K − 1)β/K with the
+    training calibration error 1 − p*(β) (every training sample is classified correctly at the
+    minimizer, with confidence p*(β)). Bottom: the condition numbers of
     :func:`nclab.hessian.condition_numbers` on the grid ``kappa_deltas`` (computed once and
     cached) with δ marked, and the Hessian spectrum at δ. Defaults: the paper's CIFAR-10 scale,
     K = 10, n = 5000, d = 512. Drawn for a figure of about 9.5 x 7 inches.
@@ -510,7 +510,7 @@ def theory_at_delta(delta: float, num_classes: int = 10, per_class: int = 5000, 
     top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.15))
     theorem1_vs_delta(curves, highlight=delta, fig=top)
     ax_conf = top.axes[2]
-    ax_conf.plot(curves["delta"], 1 - curves["confidence"], color="C4", ls="--", label="training ECE = 1 − p*")
+    ax_conf.plot(curves["delta"], 1 - curves["confidence"], color="C4", ls="--", label="training ECE = 1 − p*(β)")
     ax_conf.legend(fontsize=7)
     left, right = bottom.subfigures(1, 2)
     _draw_kappas(left, problem, delta, grid, "condition numbers (chapter 7)")
