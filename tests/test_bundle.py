@@ -57,7 +57,8 @@ def test_a_chapter_reads_the_same_evidence_from_a_bundle_as_from_the_runs(tiny_b
     assert from_bundle.claims == from_runs.claims
     table = nc.evidence.side_by_side(runs=from_runs, bundle=from_bundle)
     assert all(set(table.holds(c)) == {"runs", "bundle"} for c in table.claims)
-    assert "<table>" in table._repr_html_() and str(table).startswith("claim")
+    assert table.claims == list(from_runs.paper) and len(table.claims) == 3
+    assert "<table>" in table._repr_html_() and str(table).startswith("claim of the paper")
 
 
 def test_the_manifest_records_provenance_and_hashes(tiny_bundle):
@@ -133,11 +134,11 @@ def test_the_estimate_uses_the_profile_and_the_finished_runs(monkeypatch, tmp_pa
 
 
 def test_expect_names_every_claim_the_text_gets_wrong():
-    ev = nc.evidence.Evidence("chapter 9", claims={"a": True, "b": False})
+    ev = nc.evidence.Evidence("chapter 9", claims={"a": True}, paper={"b": False})
     ev.expect(holds=["a"], fails=["b"])
     with pytest.raises(AssertionError, match="expected to hold, does not: b"):
         ev.expect(holds=["a", "b"])
     with pytest.raises(KeyError, match="no claims"):
         ev.expect(holds=["c"])
     with pytest.raises(ValueError, match="same chapter"):
-        nc.evidence.side_by_side(x=ev, y=nc.evidence.Evidence("other", claims={"c": True}))
+        nc.evidence.side_by_side(x=ev, y=nc.evidence.Evidence("other", paper={"c": True}))
