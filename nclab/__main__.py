@@ -66,9 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m nclab",
         description="Cross-entropy versus label smoothing through neural collapse: train networks, "
                     "measure NC1-NC4 and calibration every few epochs, and draw the figures.",
-        epilog="Profiles: quick (digits + MLP on the CPU, seconds), standard (Fashion-MNIST + ResNet18 "
-               "on a GPU), paper (CIFAR-10 + ResNet18, the paper's schedule). Default: $NCLAB_PROFILE, "
-               "else standard with a GPU and quick without.",
+        epilog="Profiles: quick (digits + MLP on the CPU, seconds), fashion (a Fashion-MNIST subset + a "
+               "narrow ResNet18 on the CPU, minutes), standard (Fashion-MNIST + ResNet18 on a GPU), paper "
+               "(CIFAR-10 + ResNet18, the paper's schedule). Default: $NCLAB_PROFILE, else quick, on any "
+               "hardware.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -29,11 +29,11 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from . import stats, tables
-from .runs import SWEEP_DELTAS, select
+from .runs import SWEEP_DELTAS, profile_of, select
 from .train import RunResult
 
 __all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
-           "CHAPTER3_DELTAS", "ClaimsAtScales", "side_by_side"]
+           "CHAPTER3_DELTAS", "ClaimsAtScales", "side_by_side", "scale_name"]
 
 CHAPTER3_DELTAS = (0.0, 0.05, 0.3)   # CE, the paper's δ, and a strong δ
 
@@ -478,6 +478,13 @@ class ClaimsAtScales:
             rows.append(f"<tr><td>{escape(claim)}</td>{cells}</tr>")
         return (f"<table><thead><tr><th>claim of the paper</th>{head}</tr></thead><tbody>{''.join(rows)}"
                 "</tbody></table>")
+
+
+def scale_name(results: list[RunResult]) -> str:
+    """A column title for the scale of a set of runs, e.g. "digits, mlp (quick profile)"."""
+    c = results[0].config
+    profile = profile_of(c)
+    return f"{c.dataset}, {c.model}" + (f" ({profile} profile)" if profile else "")
 
 
 def side_by_side(**scales: Evidence) -> ClaimsAtScales:
