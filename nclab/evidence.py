@@ -29,7 +29,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from . import stats, tables
-from .runs import SWEEP_DELTAS, profile_of, select
+from .runs import profile_of, select
 from .train import RunResult
 
 __all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
