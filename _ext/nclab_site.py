@@ -10,9 +10,10 @@ from __future__ import annotations
 
 
 def _light_by_default(app, config) -> None:
-    options = dict(config.html_theme_options or {})
-    options.setdefault("default_mode", "light")
-    config.html_theme_options = options
+    # The theme reads the mode from the template context (html_context), not from its options.
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "light")
+    config.html_context = context
 
 
 def _each_script_once(app, pagename, templatename, context, doctree) -> None:

@@ -470,7 +470,7 @@ class SolverTable:
         (objective gap to the closed form); "‖w‖ err" and "‖μ‖ err" (relative errors of the mean
         ‖w_k‖ and ‖μ_k‖; when β ≥ 1, where the minimizer is zero, the norms themselves); "NC1",
         "NC2", "NC3" at the solution (NaN when β ≥ 1, where they are undefined)
-    rounding : row label -> |f − f*| in units of the float64 rounding of f* (eps · f*)
+    rounding : row label -> the distance ``|f − f*|`` in units of the float64 rounding of f* (eps · f*)
     """
 
     values: dict[str, dict[str, float]]
@@ -478,7 +478,7 @@ class SolverTable:
 
     @property
     def max_rounding(self) -> float:
-        """The largest |f − f*| of the table, in units of the float64 rounding of f*."""
+        """The largest distance ``|f − f*|`` of the table, in units of the float64 rounding of f*."""
         return max(self.rounding.values())
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ never prints the expected answer::
 A checker returns a :class:`Verdict`, which is truthy when the answer is right and shows itself
 as one line in a notebook. A function that raises ``NotImplementedError`` counts as "not attempted
 yet", any other exception as a wrong answer whose message is shown; neither stops the notebook.
-The machinery the chapter modules share is in :mod:`nclab.exercises._core`.
+The machinery the chapter modules share is in ``nclab.exercises._core``.
 """
 
 from __future__ import annotations

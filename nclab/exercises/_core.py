@@ -87,7 +87,7 @@ def check_function(exercise: str, student: Callable, reference: Callable, cases:
     reference : the correct function (from nclab, or built from it)
     cases : argument tuples, e.g. random inputs drawn with a fixed seed
     hint : what to look at when the answer is wrong (must not contain the answer)
-    rtol, atol : tolerances of :func:`numpy.allclose`
+    rtol, atol : tolerances of ``numpy.allclose``
 
     Returns
     -------
