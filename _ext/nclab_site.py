@@ -1,6 +1,7 @@
 """Small fixes to the built site, found by the browser test (tests/test_site.py).
 
-- Every script is included once: Jupyter Book 1.x adds sphinx-thebe's configuration script twice,
+- Every script is included once: Jupyter Book 1.x adds sphinx-thebe's configuration script twice
+  (once with the file name None, once with ""),
   and the second ``const THEBE_JS_URL`` is a script error on every page.
 - The theme starts in light mode: with no default, the theme logs "invalid theme mode" on every
   page, and the book's figures are drawn on white.
@@ -23,7 +24,7 @@ def _each_script_once(app, pagename, templatename, context, doctree) -> None:
     seen, unique = set(), []
     for script in scripts:
         attributes = getattr(script, "attributes", {}) or {}
-        key = (str(getattr(script, "filename", script)), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+        key = (str(getattr(script, "filename", script) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
