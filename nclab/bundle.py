@@ -29,6 +29,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -103,6 +104,24 @@ class Bundle:
                 f"sweep wall time {m['wall_seconds'] / 60:.0f} min, one run {m['run_seconds_median'] / 60:.1f} min (median).")
 
 
+@contextlib.contextmanager
+def _building(folder: Path):
+    """A temporary folder beside ``folder``, renamed into its place when the block ends without error.
+
+    A reader never sees half a bundle; on any error the temporary folder is removed.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        yield temp
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -151,9 +170,7 @@ def export(results: list[RunResult], folder: str | os.PathLike, *, name: str, co
     if not results or not all(isinstance(r, RunResult) for r in results):
         raise ValueError("results must be a non-empty list of RunResult")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with _building(folder) as temp:
         labels = {}
         entries = []
         for result in results:
@@ -186,12 +203,6 @@ def export(results: list[RunResult], folder: str | os.PathLike, *, name: str, co
             "runs": entries, "files": files,
         }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return folder
 
 
@@ -237,9 +248,7 @@ def _fetch(name: str, target: Path) -> None:
             ) from None
 
     manifest = json.loads(get(MANIFEST))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with _building(target) as temp:
         for file, digest in manifest["files"].items():
             content = get(file)
             if hashlib.sha256(content).hexdigest() != digest:
@@ -247,12 +256,6 @@ def _fetch(name: str, target: Path) -> None:
             (temp / file).parent.mkdir(parents=True, exist_ok=True)
             (temp / file).write_bytes(content)
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temp, target)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
 
 
 def locate(name: str, *, fetch: bool = True) -> Path:
