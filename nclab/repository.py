@@ -29,8 +29,14 @@ def results_url() -> str:
 
     Example
     -------
-    >>> results_url() if "NCLAB_RESULTS_URL" not in os.environ else "https://raw.githubusercontent.com/nclab-book/nclab/main/results"
-    'https://raw.githubusercontent.com/nclab-book/nclab/main/results'
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ):  # the environment is restored afterwards
+    ...     _ = os.environ.pop("NCLAB_RESULTS_URL", None)
+    ...     print(results_url())
+    ...     os.environ["NCLAB_RESULTS_URL"] = "file:///srv/nclab/results"
+    ...     print(results_url())
+    https://raw.githubusercontent.com/nclab-book/nclab/main/results
+    file:///srv/nclab/results
     """
     if os.environ.get("NCLAB_RESULTS_URL"):
         return os.environ["NCLAB_RESULTS_URL"]

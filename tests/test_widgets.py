@@ -2,6 +2,7 @@
 
 import ipywidgets
 import pytest
+import traitlets
 
 import nclab
 from nclab import widgets
@@ -31,8 +32,9 @@ def test_live_widget_redraws_when_the_slider_moves():
     assert slider.value == pytest.approx(0.05) and list(slider.options) == [("0", 0.0), ("0.05", 0.05), ("0.1", 0.1)]
     slider.value = 0.1
     assert calls[-1] == pytest.approx(0.1)
-    with pytest.raises(Exception):
+    with pytest.raises(traitlets.TraitError, match="Invalid selection: value not found"):
         slider.value = 0.07  # only grid values can be chosen
+    assert slider.value == pytest.approx(0.1) and calls[-1] == pytest.approx(0.1)
 
 
 def test_environment_switch(monkeypatch):
