@@ -3,14 +3,12 @@
 import math
 
 import pytest
-import torch
 
 import nclab as nc
 
 
 @pytest.fixture(scope="module")
-def table():
-    torch.set_num_threads(1)
+def table(one_torch_thread):
     problems = [nc.ufm.UFM(3, 4, 4, 5e-3, 5e-3, 5e-3, delta=0.1),
                 nc.ufm.UFM(3, 2, 2, 5e-2, 5e-2, 5e-2, delta=0.8)]  # β ≥ 1: the minimizer is zero
     return problems, nc.tables.ufm_solver_table(problems, seeds=(0, 1), steps=300)
