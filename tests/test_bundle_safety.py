@@ -1,0 +1,331 @@
+"""Bundles under hostile or careless use: nclab writes only what it owns and trusts no manifest.
+
+Each test is one case that used to lose or leak data: ``bundle --out`` over foreign files, a kill
+in the middle of a swap, a manifest (local or served by a mirror over ``file://`` or HTTP on
+127.0.0.1) that lists paths outside the bundle, misses files or repeats runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nclab import __main__ as cli
+from nclab import bundle, runs
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Two tiny finished runs (CE and δ = 0.1, seed 0) and a bundle of them: (results, bundle folder)."""
+    base = tmp_path_factory.mktemp("safety")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NCLAB_CACHE", str(base / "cache"))
+        configs = runs.grid("quick", deltas=(0.0, 0.1), seeds=(0,), epochs=2, width=8, log_every=1)
+        results = runs.sweep(configs, progress=False, workers=1)
+        folder = bundle.export(results, base / "results" / "tiny", name="tiny", command="test", wall_seconds=1.0,
+                               workers=1, description="digits, mlp")
+    return results, folder
+
+
+def _export(results, folder):
+    return bundle.export(results, folder, name="tiny", command="test", wall_seconds=1.0, workers=1,
+                         description="digits, mlp")
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# Writing: only into folders nclab owns ----------------------------------------------------------
+
+def test_export_refuses_a_folder_with_foreign_files_and_leaves_them_intact(made, tmp_path):
+    results, _ = made
+    target = tmp_path / "thesis"
+    (target / "sub").mkdir(parents=True)
+    (target / "thesis.tex").write_text("years of work")
+    (target / "sub" / "data.csv").write_text("1,2")
+    before = _tree(target)
+    with pytest.raises(ValueError, match=r"not empty and holds no bundle \(sub, thesis.tex\)"):
+        _export(results, target)
+    assert _tree(target) == before and not list(tmp_path.glob(".thesis.*"))
+
+
+def test_export_refuses_a_bundle_folder_that_also_holds_a_foreign_file(made, tmp_path):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    (target / "README.md").write_text("my notes")
+    with pytest.raises(ValueError, match=r"files that are not part of its bundle \(README.md\)"):
+        _export(results, target)
+    assert (target / "README.md").read_text() == "my notes"
+
+
+def test_the_command_refuses_out_over_foreign_files_before_training(made, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "other-run").mkdir(parents=True)
+    (tmp_path / "cache" / "other-run" / "result.json").write_text("{}")
+    work = tmp_path / "D"
+    (work / "sub").mkdir(parents=True)
+    (work / "notes.md").write_text("notes")
+    (work / "sub" / "data.csv").write_text("1,2")
+    monkeypatch.chdir(work)
+    args = ["bundle", "--profile", "quick", "--deltas", "0", "--seeds", "0", "--epochs", "1", "--name", "x"]
+    for out in (".", str(work), str(tmp_path / "cache"), "sub"):
+        before = _tree(tmp_path)
+        assert cli.main(args + ["--out", out]) == 2, out
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out ") and err.count("\n") == 1, err
+        assert _tree(tmp_path) == before, out  # nothing written, nothing removed, nothing trained
+
+
+def test_a_new_bundle_replaces_the_old_one_by_a_swap(made, tmp_path):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    manifest = json.loads((target / bundle.MANIFEST).read_text())
+    _export(results[:1], target)   # the same name, one run fewer
+    loaded = bundle._read(target, "tiny")
+    assert len(loaded.results) == 1 and len(manifest["runs"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no leftover beside it
+    assert not (target / "runs" / manifest["runs"][1]["folder"]).exists()  # the old run's files are gone
+
+
+def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    old = _tree(target)
+    # Where the file system cannot exchange two folders, a kill between the two renames leaves the
+    # old bundle aside; the next reader puts it back.
+    monkeypatch.setattr(bundle, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
+    real_replace = os.replace
+
+    def killed_after_first(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name.startswith(".tiny.old-"):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(bundle.os, "replace", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        _export(results[:1], target)
+    monkeypatch.setattr(bundle.os, "replace", real_replace)
+    assert not target.exists()
+    monkeypatch.setenv("NCLAB_RESULTS", "")
+    monkeypatch.chdir(tmp_path)
+    bundle._recover(target)
+    assert _tree(target) == old and len(bundle._read(target, "tiny").results) == 2
+    # A kill after the exchange, while the old bundle is removed: the new one is in place.
+    monkeypatch.undo()
+    monkeypatch.setattr(bundle, "_remove_bundle", lambda folder: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        _export(results[:1], target)
+    assert len(bundle._read(target, "tiny").results) == 1
+
+
+def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    before = _tree(target)
+    monkeypatch.setattr(bundle.np, "savez_compressed", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OSError, match="No space"):
+        _export(results, target)
+    assert _tree(target) == before and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "../x", "x" * 101])
+def test_a_bad_bundle_name_is_refused_naming_it(made, tmp_path, name):
+    results, _ = made
+    with pytest.raises(ValueError, match="name must be letters"):
+        bundle.export(results, tmp_path / "b", name=name, command="t", wall_seconds=1, workers=1, description="d")
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), -5.0, float("inf")])
+def test_a_bad_wall_time_is_refused(made, tmp_path, seconds):
+    results, _ = made
+    with pytest.raises(ValueError, match="wall_seconds must be a finite number"):
+        bundle.export(results, tmp_path / "b", name="b", command="t", wall_seconds=seconds, workers=1, description="d")
+
+
+# Reading: the manifest is validated before any file is touched ----------------------------------
+
+def _tampered(folder: Path, tmp_path: Path, change) -> Path:
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(folder, copy_)
+    manifest = json.loads((copy_ / bundle.MANIFEST).read_text())
+    change(manifest)
+    (copy_ / bundle.MANIFEST).write_text(json.dumps(manifest))
+    return copy_
+
+
+def _first_run(m):
+    return m["runs"][0]["folder"]
+
+
+CASES = {
+    "no files": (lambda m: m.update(files={}), "does not list"),
+    "a run not hashed": (lambda m: m["files"].pop(f"runs/{_first_run(m)}/result.json"), "does not list runs/"),
+    "a run twice": (lambda m: m["runs"].append(dict(m["runs"][0])), "listed twice"),
+    "deltas contradict": (lambda m: m.update(deltas=[0.0, 0.3]), "'deltas' or 'seeds' disagree"),
+    "no runs": (lambda m: m.update(runs=[]), "'runs' is not a non-empty list"),
+    "a parent path": (lambda m: m["files"].update({"../secret.txt": "0" * 64}), "not a relative path"),
+    "an absolute path": (lambda m: m["files"].update({"/etc/hostname": "0" * 64}), "not a relative path"),
+    "a run folder outside": (lambda m: m["runs"][0].update(folder="../../../elsewhere/RUN"), "not a plain folder"),
+    "files as a list": (lambda m: m.update(files=[]), "'files' is not an object"),
+    "delta as text": (lambda m: m["runs"][0].update(delta="0"), "delta must be a number"),
+    "a bad hash": (lambda m: m["files"].update({"labels.npz": "abc"}), "no SHA-256"),
+    "another schema": (lambda m: m.update(schema="x"), "schema is 'x'"),
+    "not an object": (lambda m: m.clear(), "schema is None"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_tampered_manifest_is_refused_before_any_file_is_read(made, tmp_path, monkeypatch, case):
+    _, folder = made
+    change, message = CASES[case]
+    copy_ = _tampered(folder, tmp_path, change)
+    opened = []
+    monkeypatch.setattr(bundle.pooch, "file_hash", lambda *a, **k: opened.append(a) or "")
+    with pytest.raises(ValueError, match=message):
+        bundle._read(copy_, "tiny")
+    assert not opened
+
+
+def test_a_file_that_is_a_link_out_of_the_bundle_is_refused(made, tmp_path):
+    _, folder = made
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(folder, copy_)
+    (tmp_path / "secret.txt").write_bytes((copy_ / "labels.npz").read_bytes())
+    (copy_ / "labels.npz").unlink()
+    (copy_ / "labels.npz").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(ValueError, match="leads outside the bundle folder"):
+        bundle._read(copy_, "tiny")
+
+
+def test_logits_with_the_wrong_number_of_rows_are_refused_naming_the_file(made, tmp_path):
+    _, folder = made
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(folder, copy_)
+    manifest = json.loads((copy_ / bundle.MANIFEST).read_text())
+    key = f"runs/{manifest['runs'][0]['folder']}/{bundle.LOGITS}"
+    with np.load(copy_ / key) as data:
+        short = {k: data[k][:-1] for k in data.files}
+    np.savez_compressed(copy_ / key, **short)
+    manifest["files"][key] = hashlib.sha256((copy_ / key).read_bytes()).hexdigest()
+    (copy_ / bundle.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"logits.npz: the val logits have shape"):
+        bundle._read(copy_, "tiny")
+
+
+def test_a_run_whose_config_disagrees_with_its_entry_is_refused(made, tmp_path):
+    _, folder = made
+    copy_ = _tampered(folder, tmp_path, lambda m: m["runs"][0].update(seed=7) or m.update(seeds=[0, 7]))
+    with pytest.raises(ValueError, match="the manifest lists δ=0, seed 7"):
+        bundle._read(copy_, "tiny")
+
+
+# Fetching: a hostile mirror writes nothing outside the cache -------------------------------------
+
+def _mirror(folder: Path, root: Path, change=None, garbage: dict | None = None) -> Path:
+    """A copy of the bundle under ``root/tiny`` with its manifest changed and files replaced by garbage."""
+    served = root / "tiny"
+    shutil.copytree(folder, served)
+    if change is not None:
+        manifest = json.loads((served / bundle.MANIFEST).read_text())
+        change(manifest)
+        (served / bundle.MANIFEST).write_text(json.dumps(manifest))
+    for name, content in (garbage or {}).items():
+        (served / name).write_bytes(content)
+    return root
+
+
+def _traversal(m):
+    m["files"]["../../../X"] = hashlib.sha256(b"owned").hexdigest()
+
+
+def _absolute(target: Path):
+    def change(m):
+        m["files"][str(target)] = hashlib.sha256(b"owned").hexdigest()
+    return change
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving ``tmp_path/served``; yields (folder, URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.timeout = 5
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("scheme", ["file", "http"])
+@pytest.mark.parametrize("attack", ["traversal", "absolute", "garbage manifest", "altered file", "wrong name"])
+def test_a_hostile_mirror_never_writes_outside_the_cache(made, tmp_path, monkeypatch, http_root, scheme, attack):
+    _, folder = made
+    victim = tmp_path / "victim" / ".bashrc"
+    victim.parent.mkdir()
+    victim.write_text("safe")
+    changes = {"traversal": (_traversal, None, "not a relative path"),
+               "absolute": (_absolute(victim), None, "not a relative path"),
+               "garbage manifest": (None, {bundle.MANIFEST: b"<html>not json"}, "is not a bundle manifest"),
+               "altered file": (None, {bundle.LABELS: b"owned"}, "does not match the hash"),
+               "wrong name": (lambda m: m.update(name="other"), None, "manifest of bundle 'other'")}
+    change, garbage, message = changes[attack]
+    served, url = http_root
+    _mirror(folder, served, change, garbage)
+    url = served.as_uri() if scheme == "file" else url
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NCLAB_CACHE", str(cache))
+    monkeypatch.setenv("NCLAB_RESULTS_URL", url)
+    monkeypatch.delenv("NCLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(cache)}
+    with pytest.raises(ValueError, match=message) as raised:
+        bundle.load("tiny")
+    assert url in str(raised.value) and "\n" not in str(raised.value)
+    assert victim.read_text() == "safe"
+    assert {p for p in tmp_path.rglob("*") if not p.is_relative_to(cache)} == outside
+    assert not (cache / "published" / "tiny").exists()   # nothing half-fetched is left to be read
+
+
+def test_an_honest_mirror_over_http_gives_the_same_bundle(made, tmp_path, monkeypatch, http_root):
+    _, folder = made
+    served, url = http_root
+    _mirror(folder, served)
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NCLAB_RESULTS_URL", url)
+    monkeypatch.delenv("NCLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    fetched = bundle.load("tiny")
+    assert fetched.folder == tmp_path / "cache" / "published" / "tiny"
+    assert _tree(fetched.folder) == _tree(folder)
+
+
+def test_no_bundle_file_is_ever_unpickled(made):
+    """The npz files are read with allow_pickle=False: an object array inside is refused."""
+    _, folder = made
+    buffer = io.BytesIO()
+    np.savez(buffer, val=np.array([{"x": 1}], dtype=object), test=np.zeros(1))
+    path = folder.parent / "pickled.npz"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="pickled.npz is not a bundle's"):
+        bundle._arrays(path)
+    path.unlink()
