@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import doctest
+import errno
+import json
+import os
 
 import jupytext
 import nbformat
 import pytest
 
+from nclab import _files
 from nclab.exercises import handout
 from nclab.exercises.handout import student_copy
 
@@ -104,15 +108,17 @@ def test_nothing_is_written_on_an_error(source, tmp_path):
 
 def test_a_failed_write_keeps_the_old_copy(source, tmp_path, monkeypatch):
     target = tmp_path / "student.ipynb"
-    target.write_text("the old copy")
+    student_copy(source, target)
+    old = target.read_bytes()
 
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
+    def fail(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(handout.nbformat, "write", fail)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(_files.os, "fsync", fail)
+    with pytest.raises(OSError, match="No space left on device") as raised:
         student_copy(source, target)
-    assert target.read_text() == "the old copy"
+    assert raised.value.filename == str(target)
+    assert target.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
 
 
@@ -128,8 +134,170 @@ def test_only_folded_solution_admonitions_are_removed():
 def test_the_command_line(source, tmp_path, capsys):
     assert handout.main([str(source), str(tmp_path / "out.ipynb")]) == 0
     assert "3 solution(s) removed" in capsys.readouterr().out
-    assert handout.main([str(tmp_path / "missing.md"), str(tmp_path / "x.ipynb")]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert "does not exist" in refused([tmp_path / "missing.md", tmp_path / "x.ipynb"], capsys)
+
+
+def refused(argv, capsys, status=2) -> str:
+    """Run the command, check that it fails with ``status`` and one line ``error: ...``; return that line."""
+    assert handout.main([str(arg) for arg in argv]) == status
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1
+    return err
+
+
+def write_json(path, notebook: dict) -> None:
+    """Write a notebook as JSON without nbformat's validation (which rejects malformed tags)."""
+    path.write_text(json.dumps(notebook))
+
+
+def raw(*cells: dict) -> dict:
+    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def raw_code(source: str, tags) -> dict:
+    """A code cell whose tags are written as given, even malformed."""
+    return {"cell_type": "code", "execution_count": None, "id": nbformat.v4.new_code_cell().id,
+            "metadata": {"tags": tags}, "outputs": [], "source": source}
+
+
+@pytest.mark.parametrize("alias", ["same path", "absolute path", "symbolic link", "hard link"])
+def test_the_source_itself_is_never_the_target(source, tmp_path, capsys, monkeypatch, alias):
+    monkeypatch.chdir(tmp_path)
+    before = source.read_bytes()
+    target = {"same path": source.name, "absolute path": f"{tmp_path}/./{source.name}",
+              "symbolic link": "link.ipynb", "hard link": "hard.ipynb"}[alias]
+    if alias == "symbolic link":
+        os.symlink(source.name, target)
+    elif alias == "hard link":
+        os.link(source.name, target)
+    err = refused([source.name, target], capsys)
+    assert "same file" in err and source.name in err and target in err
+    with pytest.raises(ValueError, match="are the same file"):
+        student_copy(source, target)
+    assert source.read_bytes() == before
+
+
+def test_the_same_file_is_refused_before_reading_it(tmp_path, capsys):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{ not json")
+    err = refused([broken, broken], capsys)
+    assert "same file" in err and "cannot read" not in err
+    assert broken.read_text() == "{ not json"
+
+
+def test_a_chapter_is_never_overwritten(source, tmp_path, capsys):
+    other = chapter()
+    tagged_markdown = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("An answer.", metadata={"tags": ["solution"]})])
+    folded_only = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"{QUESTION}\n\n{ANSWER}")])
+    for name, notebook in [("other.ipynb", other), ("markdown.ipynb", tagged_markdown),
+                           ("folded.ipynb", folded_only)]:
+        target = tmp_path / name
+        nbformat.write(notebook, target)
+        before = target.read_bytes()
+        err = refused([source, target], capsys)
+        assert str(target) in err and "with solutions" in err
+        with pytest.raises(ValueError, match="notebook with solutions, not a student's copy"):
+            student_copy(source, target)
+        assert target.read_bytes() == before
+    string_tag = tmp_path / "string_tag.ipynb"
+    write_json(string_tag, raw(raw_code("x = 1", "solution")))
+    assert "with solutions" in refused([source, string_tag], capsys)
+
+
+def test_a_target_that_is_not_a_students_copy_is_kept(source, tmp_path, capsys):
+    contents = {"text.ipynb": b"the old copy", "empty.ipynb": b"", "object.ipynb": b"{}",
+                "binary.ipynb": bytes(range(256))}
+    for name, content in contents.items():
+        (tmp_path / name).write_bytes(content)
+        err = refused([source, tmp_path / name], capsys)
+        assert str(tmp_path / name) in err and "does not read as a notebook" in err
+        assert (tmp_path / name).read_bytes() == content
+    write_json(tmp_path / "unclosed.ipynb", raw({"cell_type": "markdown", "id": "answer", "metadata": {},
+                                                 "source": ":::{admonition} Solution\n:class: dropdown\nno end"}))
+    write_json(tmp_path / "malformed.ipynb", raw(raw_code("x = 1", 3)))
+    for name, reason in [("unclosed.ipynb", "never closed"), ("malformed.ipynb", "tags")]:
+        before = (tmp_path / name).read_bytes()
+        err = refused([source, tmp_path / name], capsys)
+        assert "not a student's copy" in err and reason in err
+        assert (tmp_path / name).read_bytes() == before
+    with pytest.raises(ValueError, match="does not read as a notebook"):
+        student_copy(source, tmp_path / "text.ipynb")
+
+
+def test_a_folder_as_target_is_refused_in_one_line(source, tmp_path, capsys):
+    folder = tmp_path / "student.ipynb"
+    folder.mkdir()
+    err = refused([source, folder], capsys)
+    assert f"target {folder} is a folder" in err
+    with pytest.raises(ValueError, match="is a folder"):
+        student_copy(source, folder)
+    assert list(folder.iterdir()) == []
+
+
+def test_an_earlier_copy_is_replaced(source, tmp_path, capsys):
+    target = tmp_path / "student.ipynb"
+    write_json(target, raw(raw_code("old = 1", "nosolution")))      # an earlier copy, a string tag kept
+    assert handout.main([str(source), str(target)]) == 0
+    assert capsys.readouterr().out == f"{target}: 3 solution(s) removed\n"
+    assert any(SKELETON == c.source for c in nbformat.read(target, as_version=4).cells)
+    assert student_copy(source, target) == 3                        # and the copy it wrote, again
+
+
+def os_error(number: int):
+    def fail(*args, **kwargs):
+        raise OSError(number, os.strerror(number))
+    return fail
+
+
+@pytest.mark.parametrize("number, where", [(errno.EROFS, "mkstemp"), (errno.ENOSPC, "fsync"),
+                                           (errno.EACCES, "replace")])
+def test_a_failed_write_is_one_line_naming_the_target(source, tmp_path, capsys, monkeypatch, number, where):
+    before = source.read_bytes()
+    target = tmp_path / "student.ipynb"
+    monkeypatch.setattr(_files.tempfile if where == "mkstemp" else _files.os, where, os_error(number))
+    err = refused([source, target], capsys, status=1)
+    assert err == f"error: cannot write {target}: {os.strerror(number)}\n"
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb"]
+
+
+def test_real_write_failures_are_one_line(source, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = source.read_bytes()
+    long_name = "a" * 300 + ".ipynb"
+    err = refused([source.name, long_name], capsys, status=1)
+    assert err.startswith(f"error: cannot write {long_name}: {os.strerror(errno.ENAMETOOLONG)}")
+    (tmp_path / "notes").write_text("a file, not a folder")
+    err = refused([source.name, "notes/student.ipynb"], capsys, status=1)
+    assert err == f"error: cannot write notes/student.ipynb: {os.strerror(errno.ENOTDIR)}: notes\n"
+    with pytest.raises(NotADirectoryError, match="notes"):
+        student_copy(source.name, "notes/student.ipynb")
+    assert source.read_bytes() == before and (tmp_path / "notes").read_text() == "a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "notes"]
+
+
+def test_the_copy_has_the_usual_permissions(source, tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    target = tmp_path / "student.ipynb"
+    student_copy(source, target)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_tags_written_as_one_string_are_one_tag(tmp_path):
+    write_json(tmp_path / "chapter.ipynb", raw(raw_code("kept = 1", "nosolution"),
+                                               raw_code("answer = 2", "solution"),
+                                               raw_code("also_kept = 3", ["hide-cell", "nosolution"])))
+    assert student_copy(tmp_path / "chapter.ipynb", tmp_path / "student.ipynb") == 1
+    copy = nbformat.read(tmp_path / "student.ipynb", as_version=4)
+    assert [(c.source, c.metadata.tags) for c in copy.cells] == [("kept = 1", "nosolution"),
+                                                                ("also_kept = 3", ["hide-cell", "nosolution"])]
+    write_json(tmp_path / "malformed.ipynb", raw(raw_code("x = 1", {"solution": True})))
+    with pytest.raises(ValueError, match=r"cell 1 of .*malformed\.ipynb: its metadata 'tags' must be a list"):
+        student_copy(tmp_path / "malformed.ipynb", tmp_path / "other.ipynb")
+    assert not (tmp_path / "other.ipynb").exists()
 
 
 def test_docstring_examples():

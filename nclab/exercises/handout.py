@@ -9,6 +9,16 @@ and writes an ``.ipynb``. From the command line::
 
     python -m nclab.exercises.handout book/03_training_dynamics.md handout/03_training_dynamics.ipynb
 
+The copy never destroys data. The command refuses a target that is the source itself (the same
+path, a symbolic link to it or a hard link of it) before reading anything, and it replaces an
+existing target only when that is an ``.ipynb`` notebook without solutions, i.e. an earlier
+student's copy: it never overwrites a chapter (a notebook with a cell tagged ``solution`` or a
+folded Solution admonition), a folder, or a file that does not read as a notebook. The copy is
+written atomically with the usual permissions (``0o666`` less the umask), so a failed write
+leaves the old file as it was. A refused argument is one line ``error: ...`` and exit status 2; a
+failed write (a read-only or full disk, a name too long) is one line naming the path and exit
+status 1.
+
 The numeric self-checks that follow some solutions are cells tagged ``hide-cell`` only; they stay
 in the copy, where they still assert the answer. Tag such a cell ``solution`` as well to leave it
 out of the student's copy.
@@ -17,14 +27,16 @@ out of the student's copy.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+from nclab._files import _located, _write_atomically
 
 __all__ = ["SOLUTION_TAG", "student_copy", "remove_solution_admonitions"]
 
@@ -103,9 +115,24 @@ def remove_solution_admonitions(text: str) -> tuple[str, int]:
     return ("\n".join(kept).strip("\n") if removed else text), removed
 
 
+def _first_line(error: Exception) -> str:
+    """The first line of ``error``'s message (a validation error runs over many lines)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _read(source: Path) -> nbformat.NotebookNode:
-    if not source.is_file():
+    """The notebook in ``source``, a ``.ipynb`` notebook or a MyST ``.md`` chapter.
+
+    Raises
+    ------
+    ValueError
+        ``source`` is missing, not a file, of another kind, or cannot be read as a notebook.
+    """
+    if not os.path.lexists(source):
         raise ValueError(f"source must be an existing .ipynb or .md notebook; {source} does not exist")
+    if not os.path.isfile(source):
+        raise ValueError(f"source must be a .ipynb or .md file; {source} is not a file")
     if source.suffix not in (".ipynb", ".md"):
         raise ValueError(f"source must be a .ipynb notebook or a MyST .md chapter; got {source.name}")
     try:
@@ -113,22 +140,150 @@ def _read(source: Path) -> nbformat.NotebookNode:
             return nbformat.read(source, as_version=4)
         return jupytext.read(source, fmt="md:myst")
     except Exception as error:  # nbformat and jupytext raise many kinds of errors on a bad file
-        raise ValueError(f"cannot read {source} as a notebook: {error}") from error
+        raise ValueError(f"cannot read {source} as a notebook: {_first_line(error)}") from error
 
 
-def _write_atomically(notebook: nbformat.NotebookNode, target: Path) -> None:
-    """Write ``notebook`` to ``target`` so that ``target`` is either the old file or the whole new one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def _tags(cell: nbformat.NotebookNode, where: str) -> list[str]:
+    """The tags of a cell: its ``metadata.tags`` list, a single string being one tag.
+
+    Parameters
+    ----------
+    cell : NotebookNode
+        A cell of a notebook.
+    where : str
+        Which cell of which notebook, for the error message (``"3 of book/01.ipynb"``).
+
+    Returns
+    -------
+    list of str
+        The tags; ``"tags": "nosolution"`` is the one tag ``nosolution``, never ``solution``.
+
+    Raises
+    ------
+    ValueError
+        The tags are neither a list of strings nor a string.
+
+    Examples
+    --------
+    >>> _tags(nbformat.from_dict({"metadata": {"tags": "nosolution"}}), "1 of chapter.ipynb")
+    ['nosolution']
+    """
+    tags = cell.get("metadata", {}).get("tags", [])
+    if isinstance(tags, str):
+        return [tags]
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        return tags
+    raise ValueError(f"cell {where}: its metadata 'tags' must be a list of strings; got {tags!r}")
+
+
+def _without_solutions(notebook: nbformat.NotebookNode, origin: Path) -> tuple[list, int]:
+    """The cells of ``notebook`` without its solutions, and how many solutions there were.
+
+    Parameters
+    ----------
+    notebook : NotebookNode
+        The chapter; the source of a markdown cell that loses an admonition is changed in place.
+    origin : Path
+        The notebook's file, for the error messages.
+
+    Returns
+    -------
+    cells : list of NotebookNode
+        Every cell but the code cells tagged ``solution`` and the markdown cells left empty.
+    removed : int
+        The solution code cells plus the solution admonitions removed.
+
+    Raises
+    ------
+    ValueError
+        A cell's tags are malformed, or a solution admonition is never closed.
+    """
+    cells, removed = [], 0
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and SOLUTION_TAG in _tags(cell, f"{index + 1} of {origin}"):
+            removed += 1
+            continue
+        if cell.cell_type == "markdown":
+            text, count = remove_solution_admonitions(cell.source)
+            if count:
+                removed += count
+                if not text.strip():
+                    continue
+                cell.source = text
+        cells.append(cell)
+    return cells, removed
+
+
+def _refuse_same_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Refuse a ``target`` that is ``source`` itself: the same path, a symbolic link or a hard link.
+
+    The message names both as they were given (``ch1.ipynb`` and ``$PWD/./ch1.ipynb``).
+
+    Raises
+    ------
+    ValueError
+        Both arguments name one file.
+    """
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            nbformat.write(notebook, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        same = os.path.samefile(source, target)
+    except OSError:  # one of them does not exist (or cannot be reached): not one file
+        same = False
+    if same:
+        raise ValueError(f"source {os.fspath(source)} and target {os.fspath(target)} are the same file; "
+                         "the copy would overwrite the chapter with its solutions removed")
+
+
+def _check_target(target: Path) -> None:
+    """Refuse a ``target`` that may not be written: only a new file or a student's copy may be.
+
+    Raises
+    ------
+    ValueError
+        ``target`` does not end in ``.ipynb``, is a folder or another file that is not a regular
+        one, does not read as a notebook, or is a notebook with solutions (a chapter).
+    """
+    if target.suffix != ".ipynb":
+        raise ValueError(f"target must be a .ipynb file; got {target.name}")
+    if os.path.isdir(target):
+        raise ValueError(f"target {target} is a folder; give the path of the .ipynb file to write")
+    if not os.path.lexists(target):
+        return
+    if not os.path.isfile(target):
+        raise ValueError(f"target {target} exists and is not a regular file; refusing to replace it")
+    try:
+        existing = nbformat.read(target, as_version=4)
+    except Exception as error:  # not JSON, not a notebook, not readable
+        raise ValueError(f"target {target} exists and does not read as a notebook "
+                         f"({_first_line(error)}); refusing to overwrite it") from error
+    try:
+        tagged = any(SOLUTION_TAG in _tags(cell, f"{index + 1} of {target}")
+                     for index, cell in enumerate(existing.cells))
+        solutions = tagged or _without_solutions(existing, target)[1] > 0
+    except ValueError as error:
+        raise ValueError(f"target {target} is not a student's copy ({error}); refusing to overwrite it") from error
+    if solutions:
+        raise ValueError(f"target {target} is a notebook with solutions, not a student's copy; "
+                         "refusing to overwrite it")
+
+
+def _write(notebook: nbformat.NotebookNode, target: Path) -> None:
+    """Write ``notebook`` to ``target`` atomically, with the umask's permissions, creating its folder.
+
+    Raises
+    ------
+    OSError
+        The folder or the file cannot be written; the error names the path.
+    """
+    text = nbformat.writes(notebook)
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file stands where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent)) from None
+    except OSError as error:
+        raise _located(error, target.parent) from None
+    _write_atomically(target, text.encode("utf-8"))
 
 
 def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
@@ -136,16 +291,18 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
 
     Removed are the code cells tagged ``solution`` and, inside markdown cells, the folded
     admonitions titled ``Solution`` (``:::{admonition} Solution`` with ``:class: dropdown``, up to
-    its closing ``:::``); a markdown cell left empty is dropped. The copy is written to a temporary
-    file beside ``target`` and then renamed, so an error never leaves a half-written notebook.
+    its closing ``:::``); a markdown cell left empty is dropped. A cell's tags given as one string
+    (``"tags": "solution"``) are that one tag. The copy is written to a temporary file beside
+    ``target`` and then renamed, so an error never leaves a half-written notebook; it gets the
+    usual permissions (``0o666`` less the umask).
 
     Parameters
     ----------
     source : path-like
         A chapter notebook: the Colab ``.ipynb`` or the MyST ``.md`` source.
     target : path-like
-        Where to write the student's ``.ipynb`` (its folder is created when missing; an existing
-        file is replaced).
+        Where to write the student's ``.ipynb`` (its folder is created when missing). An existing
+        file is replaced only when it is a notebook without solutions (an earlier copy).
 
     Returns
     -------
@@ -155,9 +312,14 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
     Raises
     ------
     ValueError
+        ``target`` is ``source`` itself (checked first: same path, symbolic or hard link), does
+        not end in ``.ipynb``, is a folder, or exists and is not a notebook without solutions;
         ``source`` is missing, not a ``.ipynb`` or ``.md`` file, or cannot be read as a notebook;
-        ``target`` does not end in ``.ipynb``; or a solution admonition is never closed. Nothing is
-        written then.
+        a cell's tags are malformed; or a solution admonition is never closed. Nothing is written
+        then.
+    OSError
+        The copy cannot be written (a read-only or full disk, a name too long); the error names
+        the path, and an existing ``target`` is left as it was.
 
     Examples
     --------
@@ -172,43 +334,55 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
     1
     >>> len(nbformat.read(folder / "student.ipynb", as_version=4).cells)
     1
+    >>> student_copy(folder / "chapter.ipynb", folder / "chapter.ipynb")
+    Traceback (most recent call last):
+    ...
+    ValueError: source ... and target ... are the same file; ...
     """
+    _refuse_same_file(source, target)
     source, target = Path(source), Path(target)
-    if target.suffix != ".ipynb":
-        raise ValueError(f"target must be a .ipynb file; got {target.name}")
+    _check_target(target)
     notebook = _read(source)
-    cells, removed = [], 0
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            removed += 1
-            continue
-        if cell.cell_type == "markdown":
-            text, count = remove_solution_admonitions(cell.source)
-            if count:
-                removed += count
-                if not text.strip():
-                    continue
-                cell.source = text
-        cells.append(cell)
-    notebook.cells = cells
-    _write_atomically(notebook, target)
+    notebook.cells, removed = _without_solutions(notebook, source)
+    _write(notebook, target)
     return removed
 
 
+def _write_failure(error: OSError, target: str) -> str:
+    """The one-line message of a failed write: the target, why, and the folder that failed, if one did."""
+    reason = error.strerror or _first_line(error)
+    failed = error.filename
+    if failed is None or os.path.dirname(os.path.abspath(failed)) == os.path.dirname(os.path.abspath(target)):
+        return f"cannot write {target}: {reason}"  # the target itself, or its temporary file beside it
+    return f"cannot write {target}: {reason}: {failed}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m nclab.exercises.handout SOURCE TARGET``."""
+    """Command line: ``python -m nclab.exercises.handout SOURCE TARGET``.
+
+    Returns
+    -------
+    int
+        0 when the copy is written; 2 when an argument is refused (see :func:`student_copy`); 1
+        when the write fails. Each failure is one line ``error: ...`` on standard error.
+    """
     parser = argparse.ArgumentParser(prog="python -m nclab.exercises.handout",
                                      description="Write a chapter's notebook without its solutions.")
     parser.add_argument("source", help="the chapter: book/NN_name.ipynb or book/NN_name.md")
-    parser.add_argument("target", help="the student's notebook to write (.ipynb)")
+    parser.add_argument("target", help="the student's notebook to write (.ipynb); an existing file "
+                                       "is replaced only when it is a notebook without solutions")
     args = parser.parse_args(argv)
     try:
         removed = student_copy(args.source, args.target)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"{args.target}: {removed} solution(s) removed")
-    return 0
+        message, status = str(error), 2
+    except OSError as error:
+        message, status = _write_failure(error, args.target), 1
+    else:
+        print(f"{args.target}: {removed} solution(s) removed")
+        return 0
+    print("error: " + " ".join(message.splitlines()), file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":
