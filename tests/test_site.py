@@ -54,8 +54,12 @@ def site():
 def browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     _need("Chromium", chromium is not None, "apt-get install chromium")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None
+    _need("Playwright", sync_api is not None, "pip install -r requirements.txt")
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield browser
         browser.close()
