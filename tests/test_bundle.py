@@ -106,8 +106,6 @@ def test_the_repository_url_is_the_one_in_config_yml_everywhere():
     for md in sorted((ROOT / "book").glob("[0-9]*.md")):
         urls = set(re.findall(r'%pip install -q "git\+([^"]*)"', md.read_text()))
         assert urls == {repository.REPOSITORY}, md.name
-    monkey = "https://raw.githubusercontent.com/nclab-book/nclab/main/results"
-    assert repository.results_url() == monkey or "NCLAB_RESULTS_URL" in __import__("os").environ
 
 
 def test_the_default_profile_never_follows_the_hardware(monkeypatch, tmp_path, capsys):
