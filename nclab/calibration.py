@@ -7,20 +7,20 @@ Following Guo et al. (2017), confidence is the top-class softmax probability and
 expected calibration error (ECE) compares it with accuracy in equal-width confidence bins.
 
 All functions take logits of shape (N, K) and integer labels of shape (N,), as torch tensors
-or NumPy arrays, and compute in float64.
+or NumPy arrays, and compute in float64. The functions that apply a softmax (all but
+:func:`accuracy`, which only takes the argmax) warn when the logits look like probabilities.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nclab._checks import as_tensor, check_finite, check_labels, check_positive_int
+from nclab._checks import as_tensor, check_bins, check_finite, check_labels, warn_if_probabilities
 
 __all__ = [
     "ReliabilityBins", "reliability_bins", "ece", "nll", "accuracy",
@@ -53,7 +53,8 @@ def _check_pair(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_bins(n_bins: int) -> int:
-    return check_positive_int(n_bins, "n_bins")
+    """An integer number of bins in [1, MAX_BINS] (10000): far more bins than that only fill memory."""
+    return check_bins(n_bins)
 
 
 @dataclass
@@ -97,11 +98,9 @@ def _warn_if_probabilities(z: torch.Tensor) -> None:
     The softmax of probabilities is far flatter than the probabilities themselves, so their ECE
     would be computed for confidences near 1/K: a different, meaningless number. Logits of a
     network are practically never such rows; it is a warning, not an error, for the rare ones.
+    The warning points at the caller of the public function that called this one.
     """
-    if bool((z >= 0).all()) and bool(torch.allclose(z.sum(1), torch.ones((), dtype=z.dtype), rtol=0, atol=1e-6)):
-        warnings.warn("logits look like probabilities (every row is non-negative and sums to 1); pass the "
-                      "logits, or log-probabilities, instead: the softmax is applied here", UserWarning,
-                      stacklevel=3)
+    warn_if_probabilities(z, "logits", stacklevel=4)
 
 
 def reliability_bins(logits, labels, n_bins: int = 15) -> ReliabilityBins:
@@ -115,7 +114,7 @@ def reliability_bins(logits, labels, n_bins: int = 15) -> ReliabilityBins:
     logits : array-like of shape (N, K)
     labels : array-like of shape (N,)
     n_bins : int, default 15
-        Number of equal-width bins on [0, 1].
+        Number of equal-width bins on [0, 1], at most :data:`nclab._checks.MAX_BINS` (10000).
 
     Returns
     -------
@@ -153,6 +152,7 @@ def ece(logits, labels, n_bins: int = 15) -> float:
         rows that are non-negative and sum to 1 draw a warning.
     labels : array-like of shape (N,)
     n_bins : int, default 15
+        At most 10000.
 
     Returns
     -------
@@ -171,8 +171,13 @@ def ece(logits, labels, n_bins: int = 15) -> float:
 
 
 def nll(logits, labels) -> float:
-    """Mean negative log-likelihood (cross-entropy) of the labels, in nats (chapter 5)."""
+    """Mean negative log-likelihood (cross-entropy) of the labels, in nats (chapter 5).
+
+    Takes logits (or log-probabilities), as :func:`ece` does, and warns as it does for rows that
+    look like probabilities.
+    """
     z, y = _check_pair(logits, labels)
+    _warn_if_probabilities(z)
     return float(F.cross_entropy(z, y))
 
 
@@ -185,9 +190,11 @@ def accuracy(logits, labels) -> float:
 def prediction_entropy(logits) -> torch.Tensor:
     """Entropy −Σ_k p_k log p_k of each softmax prediction, in nats, shape (N,) (chapter 5).
 
-    Low entropy means confident predictions; label smoothing keeps it away from 0.
+    Low entropy means confident predictions; label smoothing keeps it away from 0. Takes logits,
+    and warns as :func:`ece` does for rows that look like probabilities.
     """
     z = _check_logits(logits)
+    _warn_if_probabilities(z)
     log_p = torch.log_softmax(z, dim=1)
     return -(log_p.exp() * log_p).sum(1)
 
@@ -229,7 +236,8 @@ def fit_temperature(logits, labels, method: str = "nll", n_bins: int = 15) -> fl
     Parameters
     ----------
     logits : array-like of shape (N, K)
-        Logits of a held-out (validation) split.
+        Logits of a held-out (validation) split (not probabilities: rows that look like them
+        draw a warning, as in :func:`ece`).
     labels : array-like of shape (N,)
     method : {"nll", "ece"}, default "nll"
         ``"nll"`` minimises the mean negative log-likelihood over T in [0.01, 100]. NLL is
@@ -257,12 +265,15 @@ def fit_temperature(logits, labels, method: str = "nll", n_bins: int = 15) -> fl
     0.5
     """
     z, y = _check_pair(logits, labels)
+    if not isinstance(method, str) or method not in ("nll", "ece"):
+        raise ValueError(f"method must be 'nll' or 'ece', got {method!r}")
+    if method == "ece":
+        n_bins = _check_bins(n_bins)
+    _warn_if_probabilities(z)
     if method == "nll":
         return _fit_temperature_nll(z.cpu().numpy(), y.cpu().numpy())
-    if method == "ece":
-        errors = _ece_per_temperature(z, y, torch.as_tensor(ECE_TEMPERATURE_GRID), _check_bins(n_bins))
-        return float(ECE_TEMPERATURE_GRID[int(errors.argmin())])
-    raise ValueError(f"method must be 'nll' or 'ece', got {method!r}")
+    errors = _ece_per_temperature(z, y, torch.as_tensor(ECE_TEMPERATURE_GRID), n_bins)
+    return float(ECE_TEMPERATURE_GRID[int(errors.argmin())])
 
 
 def _fit_temperature_nll(z: np.ndarray, y: np.ndarray) -> float:

@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 import torch
 
+from ._checks import ArgumentTypeError, check_fraction, check_positive_int, check_positive_number, check_seed
 from .ufm import DTYPE, UFM, simplex_basis
 
 __all__ = [
@@ -68,13 +69,31 @@ _DENSE_CHUNK = 256
 # flattening and the dense Hessian ------------------------------------------------------------
 
 
+def _check_tensors(**tensors: torch.Tensor) -> None:
+    """Raise an ArgumentTypeError naming the first argument that is not a floating-point torch tensor."""
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            what = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ArgumentTypeError(f"{name} must be a floating-point torch tensor, got {what}")
+
+
+def _check_problem(ufm) -> UFM:
+    """Raise an ArgumentTypeError unless ``ufm`` is a UFM."""
+    if not isinstance(ufm, UFM):
+        raise ArgumentTypeError(f"ufm must be an nclab.ufm.UFM, got {type(ufm).__name__}")
+    return ufm
+
+
 def flatten(W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Concatenate ``[W.ravel(), H.ravel(), b]`` (row-major) into one float64 vector."""
+    _check_tensors(W=W, H=H, b=b)
     return torch.cat([W.reshape(-1), H.reshape(-1), b.reshape(-1)]).to(DTYPE)
 
 
 def unflatten(ufm: UFM, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inverse of :func:`flatten` for the shapes of ``ufm``: (W (K, d), H (d, N), b (K,))."""
+    _check_problem(ufm)
+    _check_tensors(theta=theta)
     K, d, N = ufm.num_classes, ufm.dim, ufm.num_samples
     if theta.shape != (ufm.num_parameters,):
         raise ValueError(f"theta must have shape ({ufm.num_parameters},), got {tuple(theta.shape)}")
@@ -99,7 +118,7 @@ def dense_hessian(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -
     >>> dense_hessian(ufm, sol.W, sol.H, sol.b).shape
     torch.Size([30, 30])
     """
-    theta = flatten(*ufm.check_point(W, H, b)).detach()
+    theta = flatten(*_check_problem(ufm).check_point(W, H, b)).detach()
     gradient = torch.func.grad(lambda t: ufm.objective(*unflatten(ufm, t)))
     hessian = torch.func.jacrev(gradient, chunk_size=_DENSE_CHUNK)(theta)
     return 0.5 * (hessian + hessian.T)
@@ -111,8 +130,14 @@ def orbit_dimension(W: torch.Tensor, H: torch.Tensor, rtol: float = 1e-9) -> int
     With r the rank of [W^T, H] (the span of the classifier rows and the features) in R^d,
     skew matrices acting inside that span give r(r-1)/2 directions, those mixing it with its
     complement give r(d-r); rotations of the complement change nothing. Each direction is a zero
-    eigenvalue of the Hessian at a critical point.
+    eigenvalue of the Hessian at a critical point. ``rtol`` in (0, 1): singular values at most
+    ``rtol`` times the largest count as zero.
     """
+    _check_tensors(W=W, H=H)
+    rtol = check_fraction(rtol, "rtol")
+    if W.ndim != 2 or H.ndim != 2 or W.shape[1] != H.shape[0]:
+        raise ValueError(f"W (K, d) and H (d, N) must be matrices of a common d, got shapes {tuple(W.shape)} "
+                         f"and {tuple(H.shape)}")
     stacked = torch.cat([W.T, H], dim=1).to(DTYPE)
     d = stacked.shape[0]
     singular = torch.linalg.svdvals(stacked)
@@ -178,7 +203,8 @@ class Spectrum:
         return int(self.multiplicities[(self.eigenvalues < 0) & ~self._is_zero(rtol)].sum())
 
     def _is_zero(self, rtol: float) -> np.ndarray:
-        return np.abs(self.eigenvalues) <= rtol * self.abs_max
+        # rtol <= 0 would count no zero (and divide by it), rtol >= 1 every eigenvalue.
+        return np.abs(self.eigenvalues) <= check_fraction(rtol, "rtol") * self.abs_max
 
     def __repr__(self) -> str:
         lines = [f"Spectrum(dim={self.dim}, {len(self.eigenvalues)} distinct entries)"]
@@ -353,9 +379,8 @@ class _ClassSpace:
 
 
 def _check_ufm(ufm) -> UFM:
-    if not isinstance(ufm, UFM):
-        raise ValueError(f"ufm must be an nclab.ufm.UFM, got {type(ufm).__name__}")
-    ufm.require_etf_dim()
+    """A UFM for which Theorem 1 holds (dim >= K - 1)."""
+    _check_problem(ufm).require_etf_dim()
     return ufm
 
 
@@ -451,7 +476,7 @@ def hessian_vector_product(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.
     Costs about two evaluations of the objective per product; the Hessian is never formed.
     Accepts and returns float64 torch vectors of length ``ufm.num_parameters``.
     """
-    theta = flatten(*ufm.check_point(W, H, b)).detach().requires_grad_(True)
+    theta = flatten(*_check_problem(ufm).check_point(W, H, b)).detach().requires_grad_(True)
     grad = torch.autograd.grad(ufm.objective(*unflatten(ufm, theta)), theta, create_graph=True)[0]
     return lambda v: torch.autograd.grad(grad, theta, grad_outputs=v.to(DTYPE), retain_graph=True)[0]
 
@@ -472,14 +497,17 @@ def lanczos_extremes(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor
     ----------
     ufm : the problem
     W, H, b : the point (usually ``ufm.closed_form()``)
-    tol : relative accuracy asked of ARPACK
-    maxiter : ARPACK's limit on restarts (default: its own)
-    seed : starting vector
+    tol : relative accuracy asked of ARPACK, >= 0 (0: machine precision)
+    maxiter : ARPACK's limit on restarts, a positive integer (default: its own)
+    seed : starting vector, an integer >= 0
 
     Returns
     -------
     (lambda_max, lambda_min_nonzero)
     """
+    tol = check_positive_number(tol, "tol", allow_zero=True)
+    maxiter = None if maxiter is None else check_positive_int(maxiter, "maxiter")
+    seed = check_seed(seed)
     hvp = hessian_vector_product(ufm, W, H, b)
     project = _symmetry_projector(ufm, W, H)
     P = ufm.num_parameters
@@ -566,7 +594,7 @@ def condition_numbers(ufm: UFM, rtol: float = 1e-9) -> ConditionNumbers:
     Parameters
     ----------
     ufm : the problem (dim >= K - 1)
-    rtol : eigenvalues with abs(lambda) <= rtol * max abs(lambda) count as zero
+    rtol : eigenvalues with abs(lambda) <= rtol * max abs(lambda) count as zero; in (0, 1)
 
     Returns
     -------
@@ -580,6 +608,8 @@ def condition_numbers(ufm: UFM, rtol: float = 1e-9) -> ConditionNumbers:
     True
     """
     ufm = _check_ufm(ufm)
+    # rtol <= 0 (or NaN) would count no eigenvalue as zero and divide by a zero; rtol >= 1 all of them.
+    rtol = check_fraction(rtol, "rtol")
     K, d = ufm.num_classes, ufm.dim
     full = reduced_spectrum(ufm, "full")
     data = reduced_spectrum(ufm, "data")

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import check_known_fields, check_positive_int
+from ._checks import check_known_fields, check_positive_int, check_str
 from .evaluate import Outputs, outputs, outputs_by_delta
 from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cache_name, train
 
@@ -156,7 +156,9 @@ def config(profile: str | None = None, **overrides) -> TrainConfig:
     Parameters
     ----------
     profile : "quick", "standard" or "paper"; None uses :func:`default_profile`
-    **overrides : TrainConfig fields, e.g. ``delta=0.05, seed=1, epochs=100``
+    **overrides : TrainConfig fields, e.g. ``delta=0.05, seed=1, epochs=100``; a field of the
+        wrong type (``augment="no"``) is a TypeError naming it, and numbers are stored as plain
+        Python numbers (``np.float32(0.05)`` as 0.05, with the same cache key)
 
     Returns
     -------
@@ -167,7 +169,7 @@ def config(profile: str | None = None, **overrides) -> TrainConfig:
     >>> config("quick", delta=0.1).dataset
     'digits'
     """
-    profile = default_profile() if profile is None else profile
+    profile = default_profile() if profile is None else check_str(profile, "profile")
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     values = {**PROFILES[profile], **overrides}

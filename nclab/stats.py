@@ -35,6 +35,9 @@ import numpy as np
 import torch
 from scipy import stats as _scipy
 
+from ._checks import (ArgumentTypeError, as_tensor, check_bins, check_finite, check_fraction, check_labels,
+                      check_positive_int, check_positive_number, check_seed, warn_if_probabilities)
+
 __all__ = ["Paired", "paired", "ece_interval", "VERDICTS"]
 
 VERDICTS = ("lower", "higher", "not separated")
@@ -104,8 +107,7 @@ def paired(a, b, confidence: float = 0.95) -> Paired:
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"a and b must be 1-D arrays of the same length (one value per seed), "
                          f"got shapes {a.shape} and {b.shape}")
-    if isinstance(confidence, bool) or not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    confidence = check_fraction(confidence, "confidence")
     if np.isinf(a).any() or np.isinf(b).any():
         raise ValueError("a and b must not contain infinities (use NaN for a missing value)")
     both = ~(np.isnan(a) | np.isnan(b))
@@ -141,13 +143,15 @@ def ece_interval(logits, labels, n_bins: int = 20, temperatures=None, confidence
 
     Parameters
     ----------
-    logits : list of (N, K) logits, one per network (e.g. one per seed), on the same test split
-    labels : (N,) labels of that split
-    n_bins : equal-width confidence bins
-    temperatures : None, or one temperature per network (the logits are divided by it)
-    confidence : level of the interval
-    n_resamples : bootstrap resamples
-    seed : seeds the resampling
+    logits : list of (N, K) logits, one per network (e.g. one per seed), on the same test split;
+        logits or log-probabilities, not probabilities (the softmax is applied here, and rows
+        that are non-negative and sum to 1 draw a warning, as in :func:`nclab.calibration.ece`)
+    labels : (N,) integer labels of that split, in [0, K)
+    n_bins : equal-width confidence bins, an integer in [1, 10000]
+    temperatures : None, or one temperature > 0 per network (the logits are divided by it)
+    confidence : level of the interval, in (0, 1)
+    n_resamples : bootstrap resamples, a positive integer
+    seed : seeds the resampling, an integer >= 0
 
     Returns
     -------
@@ -162,20 +166,43 @@ def ece_interval(logits, labels, n_bins: int = 20, temperatures=None, confidence
     >>> low <= value <= high
     True
     """
-    logits = [torch.as_tensor(z) for z in logits]
-    labels = torch.as_tensor(labels)
-    if not logits or any(z.ndim != 2 or z.shape[0] != labels.shape[0] for z in logits):
-        raise ValueError("logits must be a non-empty list of (N, K) arrays with N = len(labels)")
+    if isinstance(logits, (torch.Tensor, np.ndarray)) and logits.ndim == 2:
+        raise ArgumentTypeError("logits must be a list of (N, K) arrays, one per network; got one "
+                                f"{type(logits).__name__} of shape {tuple(logits.shape)}: pass [logits]")
+    if isinstance(logits, (str, bytes)) or not hasattr(logits, "__iter__"):
+        raise ArgumentTypeError(f"logits must be a list of (N, K) arrays, one per network; got {type(logits).__name__}")
+    logits = [as_tensor(z, "logits").detach() for z in logits]
+    labels = as_tensor(labels, "labels").detach()
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+    shapes = {tuple(z.shape) for z in logits}
+    if (not logits or len(shapes) != 1 or logits[0].ndim != 2 or logits[0].shape[0] != labels.shape[0]
+            or logits[0].shape[0] == 0 or logits[0].shape[1] < 2):
+        raise ValueError(f"logits must be a non-empty list of (N, K) arrays of one shape, K >= 2 and N = len(labels) "
+                         f"= {labels.shape[0]} >= 1; got shapes {', '.join(str(s) for s in sorted(shapes)) or 'none'}")
+    for z in logits:
+        check_finite(z, "logits")
+    labels = check_labels(labels, logits[0].shape[1]).cpu()
+    n_bins = check_bins(n_bins)
+    confidence = check_fraction(confidence, "confidence")
+    n_resamples = check_positive_int(n_resamples, "n_resamples")
+    seed = check_seed(seed)
     if temperatures is None:
         temperatures = [1.0] * len(logits)
-    temperatures = [float(t) for t in temperatures]
-    if len(temperatures) != len(logits) or not all(t > 0 and math.isfinite(t) for t in temperatures):
-        raise ValueError("temperatures must be one positive number per network")
+    if isinstance(temperatures, (str, bytes)) or not hasattr(temperatures, "__len__"):
+        raise ArgumentTypeError(f"temperatures must be None or one number per network, got "
+                                f"{type(temperatures).__name__}")
+    temperatures = [check_positive_number(t, "temperatures") for t in temperatures]
+    if len(temperatures) != len(logits):
+        raise ValueError(f"temperatures must be one positive number per network: got {len(temperatures)} for "
+                         f"{len(logits)} networks")
+    # As calibration.ece: a warning when every row of every network looks like probabilities.
+    warn_if_probabilities(torch.cat([z.double().cpu() for z in logits]), "logits", stacklevel=3)
     # The ECE of a subset needs only each sample's bin and its (correct − confidence).
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     bins, gaps = [], []
     for z, t in zip(logits, temperatures):
-        p = torch.softmax(z.double() / t, dim=1)
+        p = torch.softmax(z.double().cpu() / t, dim=1)
         conf, pred = p.max(1)
         bins.append(torch.bucketize(conf, edges[1:-1]).numpy())
         gaps.append(((pred == labels).double() - conf).numpy())

@@ -41,7 +41,8 @@ import platform
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,8 @@ from tqdm.auto import tqdm
 
 import nclab
 from . import data, models
-from ._checks import (check_delta, check_device, check_known_fields, check_positive_int, check_positive_number,
-                      resolve_device)
+from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, check_device, check_int, check_known_fields,
+                      check_milestones, check_positive_number, check_str, resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .evaluate import RECORD_FIELDS, HistoryRecord, measure
 
@@ -71,8 +72,10 @@ _READABLE_FORMATS = ("nclab-checkpoint-1", _CHECKPOINT_FORMAT)
 class TrainConfig:
     """Everything that defines a training run; equal configs give equal runs.
 
-    A config is checked when it is made (a ValueError names the field) and cannot be changed
-    afterwards: make a variant with ``dataclasses.replace(config, delta=0.1)``.
+    A config is checked when it is made (a ValueError, or a TypeError that is one too, names the
+    field) and cannot be changed afterwards: make a variant with ``dataclasses.replace(config,
+    delta=0.1)``. Numbers become plain ints and floats (``np.float32(0.1)`` 0.1), milestones a sorted
+    tuple (a list in :meth:`to_dict`): equal settings give equal configs, hashes and cache keys.
 
     Attributes
     ----------
@@ -90,10 +93,10 @@ class TrainConfig:
         (chapter 6): (λ_W/2)‖W‖² + (λ_b/2)‖b‖² + (λ_H/2)‖H‖², with the feature penalty rescaled
         from the batch to the whole training set (N/B times the batch sum); they replace weight
         decay, which must then be 0
-    augment : random crops and horizontal flips (off in the paper)
+    augment : random crops and horizontal flips (off in the paper); True or False
     log_every : measure every this many epochs (and always the first and last epoch)
-    seed : seeds the initialization and the batch order
-    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    seed : seeds the initialization and the batch order; an integer in [0, 2**64 - 1] (torch's)
+    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...; "mps" if available
     threads : CPU threads for the run (None: torch's default); small models train fastest on
         one thread, and a busy machine does not slow them down as much
     """
@@ -108,7 +111,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "step"
-    milestones: list[int] = field(default_factory=list)
+    milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     lambda_W: float = 0.0
     lambda_H: float = 0.0
@@ -121,21 +124,18 @@ class TrainConfig:
     train_size: int | None = None
 
     def __post_init__(self) -> None:
-        """Check every field; numbers are normalized to plain int/float, milestones to a sorted list."""
-        # The config is frozen: the normalized values are set once, here, with object.__setattr__.
-        def set_(name, value):
-            object.__setattr__(self, name, value)
+        """Check every field; numbers are normalized to plain int/float, milestones to a sorted tuple."""
+        set_ = partial(object.__setattr__, self)  # the config is frozen: normalized values are set once, here
 
-        if self.dataset not in data.DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(data.DATASETS)}; got {self.dataset!r}")
-        if self.model not in models.MODELS:
-            raise ValueError(f"model must be one of {', '.join(models.MODELS)}; got {self.model!r}")
+        for name, choices in (("dataset", data.DATASETS), ("model", models.MODELS)):
+            set_(name, check_str(getattr(self, name), name))
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
         set_("delta", check_delta(self.delta))
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
-            set_(name, check_positive_int(getattr(self, name), name, minimum=low))
-        for name in ("width", "threads", "train_size"):
-            if getattr(self, name) is not None:
-                set_(name, check_positive_int(getattr(self, name), name))
+            set_(name, check_int(getattr(self, name), name, low, MAX_SEED if name == "seed" else None))
+        for name in ("width", "threads", "train_size"):  # None: the model's or torch's default, the whole split
+            set_(name, None if getattr(self, name) is None else check_int(getattr(self, name), name, 1))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
             set_(name, check_positive_number(getattr(self, name), name, allow_zero=True))
         if self.lr == 0:
@@ -146,16 +146,13 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma (the lr factor at each milestone) must be in (0, 1], got {self.gamma!r}")
-        if self.schedule not in ("step", "cosine"):
+        if check_str(self.schedule, "schedule") not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
-        if not isinstance(self.milestones, (list, tuple)):
-            raise ValueError(f"milestones must be a list of epochs, got {self.milestones!r}")
-        # A list (a sorted copy), as the JSON of a stored config reads back: configs compare equal.
-        set_("milestones", sorted(check_positive_int(m, "milestones") for m in self.milestones))
+        set_("milestones", check_milestones(self.milestones))
         if self.penalized and self.weight_decay > 0:
             raise ValueError("weight_decay must be 0 when the explicit penalties lambda_W, lambda_H, "
                              f"lambda_b are used (they replace it), got {self.weight_decay!r}")
-        set_("augment", bool(self.augment))
+        set_("augment", check_bool(self.augment, "augment"))
         set_("device", check_device(self.device))
 
     def validate(self) -> TrainConfig:
@@ -170,6 +167,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The config as plain Python types (for JSON, checkpoints and the cache key); no unset train_size."""
         values = dataclasses.asdict(self)  # runs stored before train_size existed keep their key
+        values["milestones"] = list(self.milestones)  # a list, as configs have always been written
         return {k: v for k, v in values.items() if not (k == "train_size" and v is None)}
 
     @classmethod
@@ -666,6 +664,9 @@ def _check_history(history, config: TrainConfig, path: Path) -> None:
 
 def cache_key(config: TrainConfig, version: str | None = None) -> str:
     """12 hex digits of a hash of the config and the nclab version (None: this one) that trains it."""
+    if not isinstance(config, TrainConfig) or not isinstance(version, (str, type(None))):
+        raise ArgumentTypeError(f"config must be a TrainConfig and version a str or None, got "
+                                f"{type(config).__name__} and {type(version).__name__}")
     version = nclab.__version__ if version is None else version
     text = json.dumps({"config": config.to_dict(), "nclab": version}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics
-from ._checks import check_delta, check_num_classes, check_positive_int, check_positive_number
+from ._checks import (ArgumentTypeError, _shown, check_delta, check_num_classes, check_positive_int,
+                      check_positive_number, check_seed)
 
 __all__ = [
     "UFM",
@@ -92,7 +93,11 @@ def theorem1_curves(num_classes: int, per_class: int, lambda_W: float, lambda_H:
     per_class = check_positive_int(per_class, "per_class")
     lambda_W = check_positive_number(lambda_W, "lambda_W", allow_zero=False)
     lambda_H = check_positive_number(lambda_H, "lambda_H", allow_zero=False)
-    delta = np.asarray(deltas, dtype=np.float64)
+    delta = np.asarray(deltas.detach().cpu() if isinstance(deltas, torch.Tensor) else deltas)
+    if delta.dtype.kind not in "iuf":
+        raise ArgumentTypeError(f"deltas must be a number or an array of numbers, got {type(deltas).__name__} "
+                                f"of dtype {delta.dtype}")
+    delta = delta.astype(np.float64)
     for value in delta.ravel():
         check_delta(value, "deltas")
     K, n = num_classes, per_class
@@ -298,7 +303,8 @@ class UFM:
         tensors = {}
         for name, value in zip(shapes, (W, H, b)):
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-                raise ValueError(f"{name} must be a floating-point torch tensor, got {type(value).__name__}")
+                what = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ArgumentTypeError(f"{name} must be a floating-point torch tensor, got {what}")
             if tuple(value.shape) != shapes[name]:
                 raise ValueError(f"{name} must have shape {shapes[name]}, got {tuple(value.shape)}")
             tensors[name] = value
@@ -421,9 +427,12 @@ class UFM:
     # numerical solvers -------------------------------------------------------------------------
 
     def initial_point(self, seed: int = 0, scale: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A random start: W, H and b with independent N(0, scale^2) entries (float64, seeded)."""
+        """A random start: W, H and b with independent N(0, scale^2) entries (float64, seeded).
+
+        ``seed`` is an integer in [0, 2**64 - 1] and ``scale`` a number > 0.
+        """
         scale = check_positive_number(scale, "scale", allow_zero=False)
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(check_seed(seed))
         K, d, N = self.num_classes, self.dim, self.num_samples
         return tuple(scale * torch.randn(shape, generator=generator, dtype=DTYPE) for shape in ((K, d), (d, N), (K,)))
 
@@ -439,7 +448,7 @@ class UFM:
             L-BFGS runs in the rescaled variables (sqrt(lambda_W) W, sqrt(lambda_H) H,
             sqrt(lambda_b) b), which makes every weight-decay term (1/2)||.||^2; the trajectory
             is reported in (W, H, b)
-        steps : maximum number of iterations
+        steps : maximum number of iterations, >= 1
         lr : step size; required for "gd" (:func:`nclab.descent.default_lr` gives 1 / lambda_max
             at the minimizer), default 1 for "lbfgs"
         seed, init_scale : the random start when ``init`` is None or "random" (:meth:`initial_point`)
@@ -465,9 +474,11 @@ class UFM:
         >>> abs(sol.w_norm - ufm.closed_form().w_norm) < 1e-6
         True
         """
-        if method not in ("gd", "lbfgs"):
+        if not isinstance(method, str) or method not in ("gd", "lbfgs"):
             raise ValueError(f"method must be 'gd' or 'lbfgs', got {method!r}")
-        steps = check_positive_int(steps, "steps", minimum=0)
+        # With no step, the random start would come back as "the solution".
+        steps = check_positive_int(steps, "steps")
+        seed = check_seed(seed)
         log_every = check_positive_int(log_every, "log_every")
         tol = check_positive_number(tol, "tol", allow_zero=True)
         if lr is None and method == "gd":
@@ -480,8 +491,10 @@ class UFM:
             start = self.initial_point(seed, init_scale)
         elif isinstance(init, (tuple, list)) and len(init) == 3:
             start = self.check_point(*init)
+        elif isinstance(init, (str, tuple, list)):
+            raise ValueError(f"init must be None, 'random' or a tuple (W, H, b), got {_shown(init)}")
         else:
-            raise ValueError(f"init must be None, 'random' or a tuple (W, H, b), got {type(init).__name__}")
+            raise ArgumentTypeError(f"init must be None, 'random' or a tuple (W, H, b), got {type(init).__name__}")
         labels = self.labels()
         recorder = _Recorder(self)
         # L-BFGS works in the variables sqrt(lambda) * (W, H, b), where the weight decay is
