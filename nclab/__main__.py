@@ -101,10 +101,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="where runs train: worker processes here (default), one Slurm job each "
                             "(through submitit; put NCLAB_CACHE on a shared filesystem), or submitit's local jobs")
     sweep.add_argument("--partition", help="Slurm partition (default: the cluster's)")
-    sweep.add_argument("--gpus", type=int, default=0, help="GPUs per Slurm job (default 0)")
-    sweep.add_argument("--cpus", type=int, default=1, help="CPU cores per Slurm job (default 1)")
-    sweep.add_argument("--time", type=int, default=60, dest="time_min", help="time limit per job in minutes (default 60)")
-    sweep.add_argument("--mem", type=int, default=8, dest="mem_gb", help="memory per job in GB (default 8)")
+    sweep.add_argument("--gpus", type=int, help="GPUs per Slurm job (default 0; Slurm only)")
+    sweep.add_argument("--cpus", type=int, help="CPU cores per job (default 1; slurm or local)")
+    sweep.add_argument("--time", type=int, dest="time_min", help="time limit per job in minutes (default 60; slurm or local)")
+    sweep.add_argument("--mem", type=int, dest="mem_gb", help="memory per job in GB (default 8; slurm or local)")
     sweep.add_argument("--log-dir", type=Path, help="submitit's job scripts and logs (default: <cache>/submitit)")
     _add_common(sweep)
 
@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--deltas", type=float, nargs="+", required=True, help="label smoothing values")
     bundle.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds")
     bundle.add_argument("--name", required=True, help="the bundle's name (nclab.bundle.load(NAME))")
-    bundle.add_argument("--out", type=Path, required=True, help="the bundle folder, e.g. results/NAME")
+    bundle.add_argument("--out", type=Path, required=True,
+                        help="the bundle folder, e.g. results/NAME: new, empty, or holding a bundle and nothing "
+                             "else (replaced by an atomic swap); a folder with other files is refused")
     bundle.add_argument("--workers", type=int, help="worker processes for runs still to train")
     bundle.add_argument("--wall-seconds", type=float,
                         help="the sweep's wall time to record, when it was trained before this command")
@@ -197,9 +199,12 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
     context["cache"] = runs.cache_dir()
     if not all((runs.run_dir(c) / RESULT).exists() for c in configs):  # finished runs are only read
         _check_writable(runs.cache_dir())
-    cluster = {} if args.executor == "processes" else dict(
-        partition=args.partition, gpus=args.gpus, cpus=args.cpus, time_min=args.time_min, mem_gb=args.mem_gb,
-        log_dir=args.log_dir)
+    cluster = {k: v for k in ("partition", "gpus", "cpus", "time_min", "mem_gb", "log_dir")
+               if (v := getattr(args, k)) is not None}
+    if args.executor == "processes" and cluster:
+        flags = {"time_min": "--time", "mem_gb": "--mem", "log_dir": "--log-dir"}
+        raise ValueError(f"{', '.join(flags.get(k, '--' + k) for k in cluster)}: options of --executor slurm or "
+                         "local; the default executor trains in worker processes here")
     results = runs.sweep(configs, progress=not args.no_progress, workers=args.workers, executor=args.executor,
                          **cluster)
     c = configs[0]
@@ -219,6 +224,10 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
 def _bundle(args: argparse.Namespace, context: dict) -> None:
     from . import bundle
 
+    bundle.check_name(args.name)
+    if args.wall_seconds is not None and not (math.isfinite(args.wall_seconds) and args.wall_seconds >= 0):
+        raise ValueError(f"--wall-seconds must be a finite number of seconds >= 0, got {args.wall_seconds}")
+    bundle.check_target(args.out)   # before any training: --out must be new, empty, or a bundle alone
     configs = runs.grid(args.profile, deltas=args.deltas, seeds=args.seeds, **_overrides(args))
     context["cache"] = runs.cache_dir()
     start = time.perf_counter()
@@ -353,7 +362,7 @@ def _draw(results: list, out: Path) -> None:
 
 def _failure(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit status of an expected failure; None for anything else (a bug)."""
-    if isinstance(exc, RunLocked):
+    if isinstance(exc, (RunLocked, runs.SweepIncomplete)):
         return str(exc), 1
     if isinstance(exc, FileNotFoundError) and exc.errno is None:
         return str(exc), 2  # nclab's own message (a missing data set or run)

@@ -21,6 +21,7 @@ Example
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -71,8 +72,8 @@ def submit(configs: list[TrainConfig], folders: list[Path], *, executor: str = "
     folders : each run's folder (:func:`nclab.runs.run_dir`); one with a ``result.json`` is not trained again
     executor : "slurm", or "local" (local processes with submitit's local executor)
     log_dir : submitit's folder for job scripts and logs
-    partition : Slurm partition (None: the cluster's default)
-    gpus, cpus, time_min, mem_gb : per job: GPUs, CPU cores, time limit in minutes, memory in GB
+    partition : Slurm partition (None: the cluster's default); Slurm only
+    gpus, cpus, time_min, mem_gb : per job: GPUs (Slurm only), CPU cores, time limit in minutes, memory in GB
     parallel : at most this many jobs of the array run at once
     progress : a progress bar over the finished runs while waiting
     wait : wait for the jobs and return the results (True) or return the submitit jobs at once
@@ -80,9 +81,22 @@ def submit(configs: list[TrainConfig], folders: list[Path], *, executor: str = "
     Returns
     -------
     list of RunResult, one per config in order (``wait=True``), else the list of submitted jobs
+
+    Raises
+    ------
+    ValueError
+        ``executor="slurm"`` where ``sbatch`` is not on the PATH, Slurm-only options (``partition``,
+        ``gpus``) with ``executor="local"``, or a bad option value; raised before any job is submitted.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+    if executor == "slurm" and shutil.which("sbatch") is None:
+        raise ValueError("executor='slurm' needs Slurm's sbatch, which is not on this machine's PATH; run on a "
+                         "Slurm login node, or use executor='local' to try the same path with local processes")
+    if executor == "local" and (partition is not None or gpus):
+        given = ", ".join(n for n, v in (("partition", partition), ("gpus", gpus)) if v)
+        raise ValueError(f"{given}: Slurm options, which executor='local' cannot honour; drop them or use "
+                         "executor='slurm'")
     configs = list(configs)
     if not all(isinstance(c, TrainConfig) for c in configs):
         raise ValueError("configs must be a list of TrainConfig (see nclab.runs.config and grid)")
@@ -97,7 +111,7 @@ def submit(configs: list[TrainConfig], folders: list[Path], *, executor: str = "
     jobs = []
     if todo:
         ex = submitit.AutoExecutor(folder=Path(log_dir) / "%j",
-                                   cluster=None if executor == "slurm" else "local")
+                                   cluster=executor)   # never auto-detected: "slurm" means Slurm
         ex.update_parameters(timeout_min=time_min, cpus_per_task=cpus, mem_gb=mem_gb, name="nclab")
         if gpus:
             ex.update_parameters(gpus_per_node=gpus)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -65,7 +66,7 @@ from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cach
 
 __all__ = ["PROFILES", "default_profile", "config", "grid", "cache_dir", "run_dir", "get", "sweep", "default_workers",
            "load_results", "SWEEP_DELTAS", "SWEEP_SEEDS", "book_sweep", "select", "Outputs", "outputs",
-           "outputs_by_delta", "plan", "profile_of", "RUN_SECONDS"]
+           "outputs_by_delta", "plan", "profile_of", "RUN_SECONDS", "SweepIncomplete"]
 
 PROFILES: dict[str, dict] = {
     "quick": dict(dataset="digits", model="mlp", epochs=60, batch_size=64, lr=0.02, momentum=0.9,
@@ -312,25 +313,59 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
                 train(cfg, run_dir=folder, resume=True, progress=False)
                 bar.update()
         else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-                jobs = [pool.submit(_train_in_worker, cfg.to_dict(), folder) for folder, cfg in todo.items()]
-                try:
-                    for job in as_completed(jobs):
-                        job.result()
-                        bar.update()
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=True, cancel_futures=True)   # start no further run
-                    raise
-                except BrokenProcessPool:
-                    raise RuntimeError(
-                        "a sweep worker process stopped abruptly. Workers are started with Python's "
-                        "'spawn' method, which imports the calling script again: in a script, call the "
-                        "sweep under `if __name__ == \"__main__\":`, or pass workers=1 to train in this "
-                        "process") from None
+            _in_workers(todo, workers, bar)
     finally:
         bar.close()
     return [RunResult.load(f / RESULT) for f in folders]
+
+
+class SweepIncomplete(RuntimeError):
+    """Some runs of a sweep did not finish because their worker process was stopped; the finished ones are kept."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, the worker is sent SIGTERM when the sweep's main process dies (even by SIGKILL)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a worker outlives a killed main process only until its current run ends
+    if os.getppid() != parent:   # the main process died before the line above took effect
+        os._exit(1)
+
+
+def _in_workers(todo: dict[str, TrainConfig], workers: int, bar) -> None:
+    """Train ``todo`` (folder -> config) in worker processes; a stopped worker is reported, finished runs kept."""
+    context = multiprocessing.get_context("spawn")
+    stopped: list[str] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        jobs = {pool.submit(_train_in_worker, cfg.to_dict(), folder): folder for folder, cfg in todo.items()}
+        try:
+            for job in as_completed(jobs):
+                try:
+                    finished = job.result()
+                except BrokenProcessPool:
+                    finished = None
+                if finished is None:
+                    stopped.append(Path(jobs[job]).name)
+                else:
+                    bar.update()
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)   # start no further run
+            raise
+    if stopped:
+        done = len(todo) - len(stopped)
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        advice = ("" if script is None or Path(script).parent == Path(__file__).parent else
+                  " If every worker stops at once, call the sweep under `if __name__ == \"__main__\":` in a script "
+                  "(workers import it again), or pass workers=1.")
+        raise SweepIncomplete(
+            f"{len(stopped)} of {len(todo)} runs stopped with their worker process (a signal, or the out-of-memory "
+            f"killer): {', '.join(sorted(stopped)[:3])}{', ...' if len(stopped) > 3 else ''}; the {done} finished "
+            f"runs are kept in {cache_dir()}; repeat the same call to resume the rest from their last finished "
+            f"epoch.{advice}")
 
 
 def load_results(path: str | os.PathLike) -> list[RunResult]:
