@@ -22,7 +22,8 @@ file and a failed write (a full disk, Ctrl-C) leaves the last good one in place.
 back is checked against the config that asked for it.
 
 :func:`measure` (the per-epoch measurement) lives in :mod:`nclab.evaluate`, :func:`resolve_device`
-in ``nclab._checks``, and the atomic writes and the lock (:class:`RunLocked`) in ``nclab._files``;
+in ``nclab._checks``, the atomic writes and the lock (:class:`RunLocked`) in ``nclab._files``,
+and the reading and checking of a checkpoint before a run resumes from it in :mod:`nclab.checkpoints`;
 they are imported here under their former names. :func:`cache_key` and :func:`cache_name` name a
 config's folder in the result cache of :mod:`nclab.runs`, defined here because
 :meth:`RunResult.load` checks them.
@@ -56,16 +57,14 @@ from . import data, models
 from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, check_device, check_int, check_known_fields,
                       check_milestones, check_positive_number, check_str, resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
+from .checkpoints import (_CHECKPOINT_FORMAT, CHECKPOINT, _check_checkpoint_config, _check_same_config,
+                          _load_checkpoint, _restore, _unfit)
 from .evaluate import RECORD_FIELDS, HistoryRecord, measure
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device", "cache_key",
            "cache_name"]
 
-CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-_CHECKPOINT_FORMAT = "nclab-checkpoint-2"  # 2: torch.optim.SGD's state_dict replaces "velocity"
-# Checkpoints of format 1 hold the momentum buffers as a list "velocity"; they still resume.
-_READABLE_FORMATS = ("nclab-checkpoint-1", _CHECKPOINT_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -373,12 +372,6 @@ def _cpu_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def _differences(saved: dict, wanted: dict) -> str:
-    """The fields where two configs differ, as ``name=value there, value here`` (config dicts)."""
-    return ", ".join(f"{k}={saved.get(k)!r} there, {wanted.get(k)!r} here"
-                     for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k))
-
-
 # Checkpoints ------------------------------------------------------------------------------------
 
 def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
@@ -406,99 +399,6 @@ def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elap
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _write_atomically(path, buffer.getbuffer())
-
-
-def _load_checkpoint(path: Path, keys: set[str]) -> dict:
-    """A checkpoint's contents, checked to be an nclab checkpoint holding ``keys``."""
-    # Read first, parse second: an OSError is then the file system's (it names the path), and
-    # whatever torch.load raises (RuntimeError, EOFError, even OSError(EINVAL)) means bad content.
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise _located(exc, path) from None
-    try:
-        state = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: it is truncated or "
-                         "corrupt); delete it to restart the run") from None
-    if not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS or not keys <= state.keys():
-        raise ValueError(f"{path} is not an nclab training checkpoint; delete it or choose another run_dir")
-    return state
-
-
-def _check_same_config(saved: dict, config: TrainConfig, path: Path, ignore: tuple[str, ...] = ()) -> None:
-    """Raise when a file's stored config is not ``config`` (a file of another run), fields ``ignore`` aside."""
-    wanted = {k: v for k, v in config.to_dict().items() if k not in ignore}
-    if isinstance(saved, dict):
-        saved = {k: v for k, v in saved.items() if k not in ignore}
-    if saved != wanted:
-        differ = _differences(saved, wanted) if isinstance(saved, dict) else "no readable config there"
-        raise ValueError(f"{path} belongs to a different run ({differ}); use another run folder or delete "
-                         "this one")
-
-
-def _check_checkpoint_config(path: Path, config: TrainConfig) -> None:
-    """Before a fresh start over ``path``: refuse when it is a readable checkpoint of another config."""
-    if not path.exists():
-        return
-    try:
-        state = _load_checkpoint(path, {"config"})
-    except ValueError:
-        return  # unreadable: nothing to keep, the fresh start replaces it
-    _check_same_config(state["config"], config, path)
-
-
-def _unfit(path: Path, exc: Exception) -> ValueError:
-    # load_state_dict says "Error(s) in loading state_dict for MLP:", then one line per problem.
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-    detail = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
-    return ValueError(f"checkpoint {path} does not fit the network of its config ({detail.rstrip('.')}); "
-                      "delete it to restart the run")
-
-
-def _restore(path: Path, config: TrainConfig, model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator):
-    """Load a checkpoint into the run's objects; returns (next epoch, history so far, elapsed seconds)."""
-    keys = {"config", "epoch", "history", "elapsed", "model", "torch_rng", "shuffle_rng", "cuda_rng"}
-    state = _load_checkpoint(path, keys)
-    _check_same_config(state["config"], config, path)
-    epoch, history = state["epoch"], state["history"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= config.epochs \
-            or not isinstance(history, list):
-        raise ValueError(f"checkpoint {path} holds no valid epoch (epoch {epoch!r} of {config.epochs}); "
-                         "delete it to restart the run")
-    if "optimizer" not in state and "velocity" not in state:
-        raise ValueError(f"checkpoint {path} holds no optimizer state; delete it to restart the run")
-    try:
-        model.load_state_dict(state["model"])
-        if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-        else:  # format 1
-            _restore_velocity(optimizer, state["velocity"])
-        torch.set_rng_state(state["torch_rng"])
-        shuffle.set_state(state["shuffle_rng"])
-    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _unfit(path, exc) from None
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return epoch + 1, history, state["elapsed"]
-
-
-def _restore_velocity(optimizer: torch.optim.SGD, velocity: list[torch.Tensor]) -> None:
-    """Load the momentum buffers of a format-1 checkpoint (one per parameter, in order) into ``optimizer``.
-
-    The hand-written step those checkpoints come from kept the buffers that ``torch.optim.SGD``
-    keeps as ``momentum_buffer``, updated the same way, so the run resumes bit for bit.
-    """
-    params = optimizer.param_groups[0]["params"]
-    if len(velocity) != len(params):
-        raise ValueError(f"{len(velocity)} momentum buffers for {len(params)} parameters")
-    if optimizer.param_groups[0]["momentum"] == 0:
-        return  # without momentum SGD keeps no buffers
-    for p, v in zip(params, velocity):
-        if tuple(v.shape) != tuple(p.shape):
-            raise ValueError(f"a momentum buffer of shape {tuple(v.shape)} for a parameter of shape "
-                             f"{tuple(p.shape)}")
-        optimizer.state[p]["momentum_buffer"] = v.to(p.device, p.dtype).clone()
 
 
 def _provenance(device: torch.device) -> dict:
