@@ -18,6 +18,7 @@ Ctrl-C exits with 130 and says where the finished epochs are kept.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import math
@@ -35,7 +36,7 @@ try:
     from . import runs
     from .data import DATASETS
     from .models import MODELS
-    from .train import CHECKPOINT, RESULT, RunLocked, train
+    from .train import CHECKPOINT, RESULT, RunLocked, TrainConfig, train
 except KeyboardInterrupt:
     # Ctrl-C while torch loads (seconds on a busy machine): nothing has started, nothing to lose.
     if __name__ != "__main__":
@@ -43,22 +44,49 @@ except KeyboardInterrupt:
     print("interrupted before anything started", file=sys.stderr)
     sys.exit(130)
 
-# Options shared by run and sweep: (flag, TrainConfig field, type, help).
-_CONFIG_OPTIONS = [
-    ("--dataset", "dataset", str, f"dataset: {', '.join(DATASETS)}"),
-    ("--model", "model", str, f"network: {', '.join(MODELS)}"),
-    ("--width", "width", int, "hidden units (mlp) or base channels (conv nets)"),
-    ("--train-size", "train_size", int, "train on a fixed balanced subset of this many images"),
-    ("--epochs", "epochs", int, "passes over the training set"),
-    ("--batch-size", "batch_size", int, "mini-batch size"),
-    ("--lr", "lr", float, "initial learning rate"),
-    ("--weight-decay", "weight_decay", float, "SGD weight decay"),
-    ("--log-every", "log_every", int, "measure every this many epochs"),
-    ("--device", "device", str, "auto, cpu, cuda, cuda:1, ..."),
-    ("--lambda-W", "lambda_W", float, "explicit penalty on the classifier, as in the UFM (turns weight decay off)"),
-    ("--lambda-H", "lambda_H", float, "explicit penalty on the features, as in the UFM (turns weight decay off)"),
-    ("--lambda-b", "lambda_b", float, "explicit penalty on the classifier bias, as in the UFM"),
-]
+# The options that set TrainConfig fields are generated from its fields, so that they never drift
+# from the config: every field is an option (δ and the seed of a sweep are --deltas and --seeds),
+# with its type from the annotation and its help from the class docstring.
+_SWEPT = ("delta", "seed")  # a sweep and a bundle take lists of these instead
+_CHOICES = {"dataset": tuple(DATASETS), "model": tuple(MODELS), "schedule": ("step", "cosine")}
+
+
+def _field_help() -> dict[str, str]:
+    """Each TrainConfig field's description, from the Attributes section of its docstring."""
+    text = (TrainConfig.__doc__ or "").split("Attributes", 1)[-1]
+    helps: dict[str, str] = {}
+    names: list[str] = []
+    for line in text.splitlines()[2:]:
+        entry = re.match(r"^    (\w[\w, ]*?) : (.*)$", line)
+        if entry:
+            names = [n.strip() for n in entry[1].split(",")]
+            for name in names:
+                helps[name] = entry[2].strip()
+        elif line.startswith("        ") and names:
+            for name in names:
+                helps[name] += " " + line.strip()
+    return helps
+
+
+def _field_options() -> list[tuple[str, dict]]:
+    """(flag, argparse keywords) for every TrainConfig field, from its annotation and docstring."""
+    helps = _field_help()
+    options = []
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = str(field.type)
+        text = re.sub(r":\w+:`([^`]*)`", r"\1", helps[field.name]).replace("``", "").replace("%", "%%")
+        keywords: dict = {"dest": field.name, "default": None, "help": f"{text} (default: the profile's)"}
+        if kind == "bool":
+            keywords["action"] = argparse.BooleanOptionalAction
+        elif kind.startswith("tuple[int"):
+            keywords.update(type=int, nargs="*", metavar="EPOCH")
+        else:
+            keywords["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
+            if field.name in _CHOICES:
+                keywords["choices"] = _CHOICES[field.name]
+        options.append((flag, keywords))
+    return options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,15 +105,12 @@ def _parser() -> argparse.ArgumentParser:
                               description="Train one network with label smoothing delta (0 = cross-entropy), "
                                           "measuring collapse and calibration as it trains; print a summary.")
     run.add_argument("--profile", choices=sorted(runs.PROFILES), help="scale preset the options below modify")
-    run.add_argument("--delta", type=float, default=0.0, help="label smoothing in [0, 1); 0 is cross-entropy (default 0)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--augment", action="store_true", help="random crops and flips (off in the paper)")
     run.add_argument("--run-dir", type=Path,
                      help="train into this folder (resuming its checkpoint) instead of the result cache")
     run.add_argument("--no-wait", action="store_true",
                      help="when another process is training this run, fail at once instead of waiting for "
                           "its result")
-    _add_common(run)
+    _add_common(run, swept=False)
 
     sweep = commands.add_parser("sweep", help="CE versus LS: every delta with several seeds, then a table",
                                 description="Train (or read from the cache) one run per (delta, seed) pair "
@@ -145,18 +170,18 @@ def _add_debug(parser: argparse.ArgumentParser) -> None:
                         help="show the traceback of an error")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    for flag, field, kind, text in _CONFIG_OPTIONS:
-        parser.add_argument(flag, dest=field, type=kind, help=f"{text} (default: the profile's)")
-    parser.add_argument("--milestones", type=int, nargs="*",
-                        help="epochs after which the lr drops 10x; none for a constant lr (default: the profile's)")
+def _add_common(parser: argparse.ArgumentParser, swept: bool = True) -> None:
+    """The TrainConfig options (all fields; δ and seed only when ``swept`` is False), --no-progress, --debug."""
+    for flag, keywords in _field_options():
+        if not (swept and keywords["dest"] in _SWEPT):
+            parser.add_argument(flag, **keywords)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_debug(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    fields = [field for _, field, _, _ in _CONFIG_OPTIONS] + ["milestones"]
-    return {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    return {field: getattr(args, field) for field in fields if getattr(args, field, None) is not None}
 
 
 def _summary(result, seconds: float) -> str:
@@ -178,7 +203,7 @@ def _summary(result, seconds: float) -> str:
 
 
 def _run(args: argparse.Namespace, context: dict) -> None:
-    cfg = runs.config(args.profile, delta=args.delta, seed=args.seed, augment=args.augment, **_overrides(args))
+    cfg = runs.config(args.profile, **_overrides(args))
     start = time.perf_counter()
     folder = args.run_dir if args.run_dir is not None else runs.run_dir(cfg)
     context["checkpoint"] = folder / CHECKPOINT
@@ -246,6 +271,13 @@ def _report(args: argparse.Namespace, context: dict) -> None:
     _draw(runs.load_results(args.path), args.out)
 
 
+def _draw(results: list, out: Path) -> None:
+    """The figures of finished runs into ``out``, one subfolder per group (:func:`nclab.plots.report.draw_report`)."""
+    from .plots.report import draw_report
+
+    draw_report(results, out)
+
+
 def _check_writable(folder: Path) -> None:
     """Fail before any data is loaded or any epoch trained when ``folder`` cannot be created or written."""
     if folder.exists() and not folder.is_dir():
@@ -258,104 +290,6 @@ def _check_writable(folder: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise OSError(exc.errno, f"cannot create or write the folder ({reason})", str(folder)) from None
-
-
-# Report: runs pooled over seeds only ------------------------------------------------------------
-
-# Shown in every title; other settings appear when they tell groups apart.
-_TITLE_FIELDS = ("dataset", "model", "width", "epochs", "batch_size", "lr", "weight_decay")
-
-
-def _groups(results: list) -> list[list]:
-    """The runs split into groups whose configs agree in everything but δ and seed.
-
-    Within a group the runs of one δ are pooled over seeds (averaged, or drawn together); δ
-    itself is what the figures compare. The same config twice (seed included) would count one
-    seed twice, so it is an error.
-    """
-    groups: dict[str, list] = {}
-    for r in results:
-        rest = {k: v for k, v in r.config.to_dict().items() if k not in ("delta", "seed")}
-        groups.setdefault(json.dumps(rest, sort_keys=True), []).append(r)
-    for members in groups.values():
-        seen: dict[tuple, object] = {}
-        for r in members:
-            key = (r.config.delta, r.config.seed)
-            if key in seen:
-                raise ValueError(f"{seen[key].run_dir} and {r.run_dir} hold the same run (δ={key[0]:g}, seed "
-                                 f"{key[1]}, every other setting equal); report a folder that holds it once")
-            seen[key] = r
-    return list(groups.values())
-
-
-def _settings(group: list, shown: tuple[str, ...]) -> str:
-    c = group[0].config.to_dict()
-    return ", ".join(f"{k.replace('_', ' ')} {_text(c[k])}" for k in shown)
-
-
-def _text(value) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_text(v) for v in value) + "]"
-    return str(value)
-
-
-def _pooled(group: list) -> str:
-    """Which seeds each δ of a group pools: "seeds 0–7 for each δ (0, 0.1)", or "δ=0: seeds 0, 1; δ=0.1: seed 0"."""
-    seeds: dict[float, list[int]] = {}
-    for r in group:
-        seeds.setdefault(r.config.delta, []).append(r.config.seed)
-    lists = {d: sorted(s) for d, s in sorted(seeds.items())}
-    if len(lists) > 1 and len({tuple(s) for s in lists.values()}) == 1:
-        s = next(iter(lists.values()))
-        return f"seed{'s' if len(s) > 1 else ''} {_ranges(s)} for each δ ({', '.join(f'{d:g}' for d in lists)})"
-    return "; ".join(f"δ={d:g}: seed{'s' if len(s) > 1 else ''} {_ranges(s)}" for d, s in lists.items())
-
-
-def _ranges(numbers: list[int]) -> str:
-    """Sorted integers with runs of three or more shortened: [0, 1, 2, 3, 5] -> "0–3, 5"."""
-    parts, start = [], 0
-    for i in range(1, len(numbers) + 1):
-        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
-            run = numbers[start:i]
-            parts += [f"{run[0]}–{run[-1]}"] if len(run) >= 3 else [str(n) for n in run]
-            start = i
-    return ", ".join(parts)
-
-
-def _folder_name(group: list, varying: list[str]) -> str:
-    c = group[0].config.to_dict()
-    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", f"{k}{_text(c[k])}").strip("_") for k in varying)
-
-
-def _draw(results: list, out: Path) -> None:
-    """Figures of each group of runs (see :func:`_groups`): into ``out``, or one subfolder per group."""
-    from . import plots
-
-    groups = _groups(results)
-    configs = [g[0].config.to_dict() for g in groups]
-    varying = [k for k in configs[0] if k not in ("delta", "seed")
-               and len({json.dumps(c[k]) for c in configs}) > 1]
-    shown = _TITLE_FIELDS + tuple(k for k in varying if k not in _TITLE_FIELDS)
-    if len(groups) > 1:
-        print(f"{len(results)} runs in {len(groups)} groups that differ in {', '.join(varying)}; "
-              "each group is drawn into its own folder")
-    for group in groups:
-        folder = out / _folder_name(group, varying) if len(groups) > 1 else out
-        folder.mkdir(parents=True, exist_ok=True)
-        settings, pooled = _settings(group, shown), _pooled(group)
-        print(f"{folder}: {settings}; {pooled}")
-        figures = {"training_curves": (plots.training_curves, "one curve per run"),
-                   "nc_plane": (plots.nc_plane, "one point per run and logged epoch")}
-        if len({r.config.delta for r in group}) > 1:
-            figures["delta_summary"] = (plots.delta_summary, "final epoch, mean ± std over the seeds of each δ")
-        for name, (draw, what) in figures.items():
-            path = folder / f"{name}.png"
-            fig = draw(group)
-            fig.suptitle(f"{settings}\n{what}; {pooled}")
-            fig.savefig(path, dpi=120)
-            print(path)
 
 
 # Errors ----------------------------------------------------------------------------------------

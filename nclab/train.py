@@ -78,26 +78,33 @@ class TrainConfig:
 
     Attributes
     ----------
-    dataset, model : registry names (:data:`nclab.data.DATASETS`, :data:`nclab.models.MODELS`)
-    train_size : train on a fixed balanced subset of this many training images (a multiple of K;
-        see :func:`nclab.data.load`); None uses the whole training split
-    width : model width (None: the model's default, :data:`nclab.models.DEFAULT_WIDTH`)
+    dataset : the data set, a name of :data:`nclab.data.DATASETS`
+    model : the network, a name of :data:`nclab.models.MODELS`
+    width : model width: hidden units (mlp) or base channels (conv nets); None: the model's
+        default, :data:`nclab.models.DEFAULT_WIDTH`
     delta : label smoothing δ in [0, 1); 0 is cross-entropy
     epochs : number of passes over the training split
-    batch_size, lr, momentum, weight_decay : SGD settings (weight decay on all parameters;
-        momentum in [0, 1))
-    schedule : "step" (lr times ``gamma``, in (0, 1], after each epoch in ``milestones``; no
-        milestones means a constant lr) or "cosine" (from lr down to 0 over the run)
-    lambda_W, lambda_H, lambda_b : explicit penalties of the unconstrained feature model
-        (chapter 6): (λ_W/2)‖W‖² + (λ_b/2)‖b‖² + (λ_H/2)‖H‖², with the feature penalty rescaled
-        from the batch to the whole training set (N/B times the batch sum); they replace weight
-        decay, which must then be 0
+    batch_size : SGD mini-batch size
+    lr : initial SGD learning rate
+    momentum : SGD momentum, in [0, 1)
+    weight_decay : SGD weight decay, on all parameters
+    schedule : "step" (lr times ``gamma`` after each epoch in ``milestones``; no milestones means a
+        constant lr) or "cosine" (from lr down to 0 over the run)
+    milestones : the epochs after which a "step" schedule multiplies the lr by ``gamma``
+    gamma : the factor of each lr step, in (0, 1]
+    lambda_W : explicit penalty (λ_W/2)‖W‖² on the classifier, as in the unconstrained feature
+        model (chapter 6); replaces weight decay, which must then be 0
+    lambda_H : explicit penalty (λ_H/2)‖H‖² on the features, rescaled from the batch to the whole
+        training set (N/B times the batch sum); replaces weight decay, which must then be 0
+    lambda_b : explicit penalty (λ_b/2)‖b‖² on the classifier bias
     augment : random crops and horizontal flips (off in the paper); True or False
     log_every : measure every this many epochs (and always the first and last epoch)
     seed : seeds the initialization and the batch order; an integer in [0, 2**64 - 1] (torch's)
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...; "mps" if available
     threads : CPU threads for the run (None: torch's default); small models train fastest on
         one thread, and a busy machine does not slow them down as much
+    train_size : train on a fixed balanced subset of this many training images (a multiple of K;
+        see :func:`nclab.data.load`); None uses the whole training split
     """
 
     dataset: str = "digits"

@@ -20,6 +20,7 @@ from nclab import __main__ as cli
 from nclab import runs
 from nclab.__main__ import main
 from nclab.train import RESULT, train
+from nclab.plots.report import _pooled
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,7 @@ def test_run_writes_a_result_and_report_draws_it(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_sweep_prints_a_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NCLAB_CACHE", str(tmp_path))
     assert main(["sweep", "--profile", "quick", "--epochs", "2", "--width", "16", "--deltas", "0", "0.1",
@@ -73,6 +75,7 @@ def test_sweep_prints_a_table(tmp_path, monkeypatch, capsys):
     assert len(runs.load_results(tmp_path)) == 2
 
 
+@pytest.mark.slow
 def test_sweep_draws_its_figures_and_run_takes_ufm_penalties(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "figures"
@@ -240,6 +243,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
 
 # report: pooled over seeds only -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_report_draws_one_figure_set_per_group(tmp_path, capsys):
     folder = tmp_path / "runs"
     for name, overrides in (("ce", {}), ("ls", {"delta": 0.1}), ("ce-seed1", {"seed": 1}),
@@ -269,9 +273,9 @@ def test_report_titles_say_which_seeds_are_pooled():
         return SimpleNamespace(config=SimpleNamespace(delta=delta, seed=seed))
 
     even = [run(d, s) for d in (0.0, 0.1) for s in range(8)]
-    assert cli._pooled(even) == "seeds 0–7 for each δ (0, 0.1)"
-    assert cli._pooled([run(0.0, 0), run(0.0, 2), run(0.1, 0)]) == "δ=0: seeds 0, 2; δ=0.1: seed 0"
-    assert cli._pooled([run(0.0, 0)]) == "δ=0: seed 0"
+    assert _pooled(even) == "seeds 0–7 for each δ (0, 0.1)"
+    assert _pooled([run(0.0, 0), run(0.0, 2), run(0.1, 0)]) == "δ=0: seeds 0, 2; δ=0.1: seed 0"
+    assert _pooled([run(0.0, 0)]) == "δ=0: seed 0"
 
 
 @pytest.mark.slow
@@ -296,3 +300,26 @@ def test_sweep_workers_option(tmp_path, monkeypatch, capsys):
                  "--no-progress"]) != 0
     err = capsys.readouterr().err
     assert "workers must be a positive integer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_trainconfig_field_is_an_option_of_run_and_of_sweep():
+    """The options are generated from TrainConfig: each field has its flag, type and its own help."""
+    import dataclasses
+
+    from nclab.train import TrainConfig
+
+    parser = cli._parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for command, skipped in (("run", ()), ("sweep", ("delta", "seed")), ("bundle", ("delta", "seed"))):
+        actions = {a.dest: a for a in commands[command]._actions}
+        for field in dataclasses.fields(TrainConfig):
+            if field.name in skipped:
+                continue
+            assert field.name in actions, (command, field.name)
+            assert actions[field.name].help and ":data:" not in actions[field.name].help, field.name
+    helps = [a.help for a in commands["run"]._actions]
+    assert len(set(helps)) == len(helps), "two options share one help text"
+    args = parser.parse_args(["run", "--momentum", "0.5", "--gamma", "0.2", "--schedule", "cosine", "--no-augment",
+                              "--milestones", "3", "7"])
+    assert cli._overrides(args) == {"momentum": 0.5, "gamma": 0.2, "schedule": "cosine", "augment": False,
+                                    "milestones": [3, 7]}

@@ -8,13 +8,18 @@ one δ share its colour.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..tables import by_delta, _check_results, delta_label
 from ._base import curve_series, delta_colours, final_mean_std, label_curve_panel, prepare
 
-__all__ = ["training_curves", "delta_summary"]
+__all__ = ["training_curves", "delta_summary", "draw_report"]
 
 _PANELS = ("train_error", "test_error", "nc1", "nc2_wh", "nc3", "norms")
 
@@ -106,3 +111,110 @@ def delta_summary(results, fig: Figure | None = None) -> Figure:
     fig.suptitle(f"final epoch against δ ({first.model} on {first.dataset}, "
                  f"{seeds} seed{'s' if seeds > 1 else ''} per δ)")
     return fig
+
+
+# Drawing a set of runs into a folder, pooled over seeds only (python -m nclab report) ---------------
+
+# Shown in every title; other settings appear when they tell groups apart.
+_TITLE_FIELDS = ("dataset", "model", "width", "epochs", "batch_size", "lr", "weight_decay")
+
+
+def _groups(results: list) -> list[list]:
+    """The runs split into groups whose configs agree in everything but δ and seed.
+
+    Within a group the runs of one δ are pooled over seeds (averaged, or drawn together); δ
+    itself is what the figures compare. The same config twice (seed included) would count one
+    seed twice, so it is an error.
+    """
+    groups: dict[str, list] = {}
+    for r in results:
+        rest = {k: v for k, v in r.config.to_dict().items() if k not in ("delta", "seed")}
+        groups.setdefault(json.dumps(rest, sort_keys=True), []).append(r)
+    for members in groups.values():
+        seen: dict[tuple, object] = {}
+        for r in members:
+            key = (r.config.delta, r.config.seed)
+            if key in seen:
+                raise ValueError(f"{seen[key].run_dir} and {r.run_dir} hold the same run (δ={key[0]:g}, seed "
+                                 f"{key[1]}, every other setting equal); report a folder that holds it once")
+            seen[key] = r
+    return list(groups.values())
+
+
+def _settings(group: list, shown: tuple[str, ...]) -> str:
+    c = group[0].config.to_dict()
+    return ", ".join(f"{k.replace('_', ' ')} {_text(c[k])}" for k in shown)
+
+
+def _text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _pooled(group: list) -> str:
+    """Which seeds each δ of a group pools: "seeds 0–7 for each δ (0, 0.1)", or "δ=0: seeds 0, 1; δ=0.1: seed 0"."""
+    seeds: dict[float, list[int]] = {}
+    for r in group:
+        seeds.setdefault(r.config.delta, []).append(r.config.seed)
+    lists = {d: sorted(s) for d, s in sorted(seeds.items())}
+    if len(lists) > 1 and len({tuple(s) for s in lists.values()}) == 1:
+        s = next(iter(lists.values()))
+        return f"seed{'s' if len(s) > 1 else ''} {_ranges(s)} for each δ ({', '.join(f'{d:g}' for d in lists)})"
+    return "; ".join(f"δ={d:g}: seed{'s' if len(s) > 1 else ''} {_ranges(s)}" for d, s in lists.items())
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted integers with runs of three or more shortened: [0, 1, 2, 3, 5] -> "0–3, 5"."""
+    parts, start = [], 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            run = numbers[start:i]
+            parts += [f"{run[0]}–{run[-1]}"] if len(run) >= 3 else [str(n) for n in run]
+            start = i
+    return ", ".join(parts)
+
+
+def _folder_name(group: list, varying: list[str]) -> str:
+    c = group[0].config.to_dict()
+    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", f"{k}{_text(c[k])}").strip("_") for k in varying)
+
+
+def draw_report(results: list, out: str | os.PathLike, echo=print) -> list[Path]:
+    """Draw the figures of each group of runs (see :func:`_groups`) into ``out``, or one subfolder per group.
+
+    Writes ``training_curves.png``, ``nc_plane.png`` and, when a group has several δ,
+    ``delta_summary.png``; each title says the group's settings and which seeds are pooled.
+    ``echo`` receives one line per folder and per file written. Returns the paths written.
+    """
+    from .empirical import nc_plane
+
+    out = Path(out)
+    written: list[Path] = []
+    groups = _groups(results)
+    configs = [g[0].config.to_dict() for g in groups]
+    varying = [k for k in configs[0] if k not in ("delta", "seed")
+               and len({json.dumps(c[k]) for c in configs}) > 1]
+    shown = _TITLE_FIELDS + tuple(k for k in varying if k not in _TITLE_FIELDS)
+    if len(groups) > 1:
+        echo(f"{len(results)} runs in {len(groups)} groups that differ in {', '.join(varying)}; "
+              "each group is drawn into its own folder")
+    for group in groups:
+        folder = out / _folder_name(group, varying) if len(groups) > 1 else out
+        folder.mkdir(parents=True, exist_ok=True)
+        settings, pooled = _settings(group, shown), _pooled(group)
+        echo(f"{folder}: {settings}; {pooled}")
+        figures = {"training_curves": (training_curves, "one curve per run"),
+                   "nc_plane": (nc_plane, "one point per run and logged epoch")}
+        if len({r.config.delta for r in group}) > 1:
+            figures["delta_summary"] = (delta_summary, "final epoch, mean ± std over the seeds of each δ")
+        for name, (draw, what) in figures.items():
+            path = folder / f"{name}.png"
+            fig = draw(group)
+            fig.suptitle(f"{settings}\n{what}; {pooled}")
+            fig.savefig(path, dpi=120)
+            written.append(path)
+            echo(str(path))
+    return written
