@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -72,9 +73,40 @@ def _lock_holder(run_dir: Path) -> str:
         return "another process"  # it has the lock but has not written its owner file yet
 
 
-# Files are created with the usual permissions (mkstemp alone would make them private).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+# Files are created with the usual permissions (mkstemp alone would make them private): 0o666
+# less the process's umask, read once, at the first write, without changing it where possible.
+_UMASK: int | None = None
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it.
+
+    Linux reports it in ``/proc/self/status`` (line ``Umask:``, since Linux 4.7). Elsewhere the only
+    way to read it is to set it and set it back (``os.umask``), which changes process-wide state for
+    an instant: that is done once, at the first write rather than at import, under a lock, and a
+    thread creating a file in that instant could still create it with mode 0o666. The value is
+    cached: a program that changes its umask later keeps the first one for its run folders.
+    """
+    global _UMASK
+    with _UMASK_LOCK:
+        if _UMASK is None:
+            _UMASK = _umask_from_proc()
+            if _UMASK is None:
+                _UMASK = os.umask(0o022)
+                os.umask(_UMASK)
+        return _UMASK
+
+
+def _umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
@@ -90,7 +122,7 @@ def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
     except OSError as exc:
         raise _located(exc, path) from None
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

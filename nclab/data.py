@@ -34,7 +34,6 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-import shutil
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from ._checks import check_num_classes, check_positive_int
+from ._files import _write_atomically
 
 __all__ = ["Dataset", "DeviceBatches", "DATASETS", "load", "data_root", "VAL_FRACTION"]
 
@@ -312,16 +312,14 @@ def _fashion_mnist(name: str, root: Path, train: bool):
 
 
 def _unpack_debian_fashion_mnist(folder: Path) -> None:
-    """Gunzip Debian's copy into torchvision's raw folder (each file written whole, then renamed)."""
+    """Gunzip Debian's copy into torchvision's raw folder (each file written atomically: whole or not at all)."""
     folder.mkdir(parents=True, exist_ok=True)
     for stem in _IDX_FILES:
         source = DEBIAN_FASHION_MNIST / f"{stem}.gz"
         if (folder / stem).exists() or not source.exists():
             continue
-        tmp = folder / f"{stem}.tmp{os.getpid()}"
-        with gzip.open(source, "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-        os.replace(tmp, folder / stem)
+        with gzip.open(source, "rb") as fin:
+            _write_atomically(folder / stem, fin.read())  # at most 47 MB (the training images)
 
 
 def _cifar(name: str, root: Path, train: bool):

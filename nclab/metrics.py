@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+from scipy.linalg import helmert
 
 from nclab._checks import as_tensor, check_finite, check_labels
 from nclab.features import FeatureStats, _exact_float32_matmul  # noqa: F401 (nclab.metrics.FeatureStats)
@@ -153,11 +154,12 @@ def _between_directions(means) -> tuple[np.ndarray, np.ndarray] | tuple[None, No
 
 
 def _helmert(K: int) -> np.ndarray:
-    """Orthonormal K×(K−1) basis of the vectors orthogonal to 1 (Helmert's contrasts)."""
-    j = np.arange(1, K, dtype=np.float64)
-    rows = np.arange(K)[:, None]
-    basis = (rows < j).astype(np.float64) - j * (rows == j)
-    return basis / np.sqrt(j * (j + 1))
+    """Orthonormal K×(K−1) basis of the vectors orthogonal to 1 (Helmert's contrasts).
+
+    ``scipy.linalg.helmert(K).T``: column j (j = 1..K−1) is (1, ..., 1, −j, 0, ..., 0) / √(j (j+1)),
+    the same matrix as :func:`nclab.ufm.simplex_basis`.
+    """
+    return helmert(K).T
 
 
 def etf_distance(A) -> float:

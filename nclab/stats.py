@@ -37,6 +37,7 @@ from scipy import stats as _scipy
 
 from ._checks import (ArgumentTypeError, as_tensor, check_bins, check_finite, check_fraction, check_labels,
                       check_positive_int, check_positive_number, check_seed, warn_if_probabilities)
+from .calibration import _confidence_bins
 
 __all__ = ["Paired", "paired", "ece_interval", "VERDICTS"]
 
@@ -199,12 +200,11 @@ def ece_interval(logits, labels, n_bins: int = 20, temperatures=None, confidence
     # As calibration.ece: a warning when every row of every network looks like probabilities.
     warn_if_probabilities(torch.cat([z.double().cpu() for z in logits]), "logits", stacklevel=3)
     # The ECE of a subset needs only each sample's bin and its (correct − confidence).
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     bins, gaps = [], []
     for z, t in zip(logits, temperatures):
         p = torch.softmax(z.double().cpu() / t, dim=1)
         conf, pred = p.max(1)
-        bins.append(torch.bucketize(conf, edges[1:-1]).numpy())
+        bins.append(_confidence_bins(conf, n_bins)[1].numpy())
         gaps.append(((pred == labels).double() - conf).numpy())
     bins, gaps = np.stack(bins), np.stack(gaps)          # (networks, N)
     networks, n = bins.shape

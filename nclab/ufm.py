@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.linalg import helmert
 
 from . import metrics
 from ._checks import (ArgumentTypeError, _shown, check_delta, check_num_classes, check_positive_int,
@@ -120,19 +121,15 @@ def simplex_basis(num_classes: int) -> torch.Tensor:
 
     Column j (j = 1..K-1) is (1, ..., 1, -j, 0, ..., 0) / sqrt(j (j + 1)) with j leading ones.
     With Q this K x (K-1) matrix, Q Q^T = I - 11^T/K, so the columns of Q^T (points in R^(K-1))
-    form a simplex ETF. Used to embed Theorem 1's minimizer in R^d.
+    form a simplex ETF. Used to embed Theorem 1's minimizer in R^d. It is the transpose of
+    ``scipy.linalg.helmert(K)`` (Helmert's matrix without its first row), same signs and order.
 
     Returns
     -------
     torch.Tensor of shape (K, K-1), float64, with orthonormal columns.
     """
     K = check_num_classes(num_classes)
-    Q = torch.zeros(K, K - 1, dtype=DTYPE)
-    for j in range(1, K):
-        Q[:j, j - 1] = 1.0
-        Q[j, j - 1] = -float(j)
-        Q[:, j - 1] /= math.sqrt(j * (j + 1))
-    return Q
+    return torch.from_numpy(np.ascontiguousarray(helmert(K).T, dtype=np.float64))
 
 
 @dataclass(frozen=True)
