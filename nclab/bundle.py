@@ -14,8 +14,8 @@ Where :func:`load` looks, in order:
 2. ``results/<name>`` in the book's repository (the nearest folder at or above the working
    directory that holds ``_config.yml``, or the folder above an editable install of the package);
 3. a copy fetched earlier into the result cache (``<cache>/published/<name>``);
-4. the repository on the web (``$NCLAB_RESULTS_URL``, else the raw files of
-   :data:`nclab.repository.REPOSITORY`): every file the manifest lists is downloaded, its SHA-256
+4. the repository on the web (:func:`results_url`: ``$NCLAB_RESULTS_URL``, else
+   :data:`RESULTS_URL`, the raw ``results/`` files of the book's repository): every file the manifest lists is downloaded, its SHA-256
    checked, and the copy kept in the cache (so an installed package, e.g. in Colab, needs no
    repository files beside it).
 
@@ -33,7 +33,7 @@ files its manifest lists (:func:`check_target`). No bundle file is unpickled.
 Example
 -------
 >>> fashion = load("fashion")                                 # doctest: +SKIP
->>> evidence = nc.evidence.chapter3(fashion.results)           # doctest: +SKIP
+>>> evidence = nc.book.evidence.chapter3(fashion.results)      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -60,12 +60,16 @@ import pooch
 import torch
 
 from ._checks import check_positive_int
+from ._files import _umask
 from .evaluate import Outputs, outputs
-from .repository import results_url
 from .runs import cache_dir
 from .train import RESULT, RunResult, cache_name
 
-__all__ = ["Bundle", "load", "locate", "export", "check_target", "check_name", "SCHEMA", "MANIFEST", "LOGITS", "MAX_BYTES"]
+__all__ = ["Bundle", "load", "locate", "export", "check_target", "check_name", "results_url", "RESULTS_URL", "SCHEMA",
+           "MANIFEST", "LOGITS", "MAX_BYTES"]
+
+# Set by `make sync` from _config.yml (repository.url, repository.branch); do not edit by hand.
+RESULTS_URL = "https://raw.githubusercontent.com/nclab-book/nclab/main/results"
 
 SCHEMA = "nclab-bundle-1"
 MANIFEST = "manifest.json"
@@ -278,17 +282,6 @@ def _building(folder: Path):
         if not swapped:
             shutil.rmtree(temp, ignore_errors=True)   # the unfinished new bundle: every file in it is ours
         raise
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it (from /proc; 0o022 where that is not readable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
 
 
 def _cpu_model() -> str:
@@ -557,6 +550,20 @@ def _download(url: str, destination: Path, digest: str | None) -> Path:
         raise ValueError(f"could not fetch {url}: {str(exc).splitlines()[0][:120]}") from None
     finally:
         logger.setLevel(level)
+
+
+def results_url() -> str:
+    """Where published bundles are downloaded from: ``$NCLAB_RESULTS_URL`` when set (a mirror, or a
+    ``file://`` URL of a local copy), else :data:`RESULTS_URL`.
+
+    Example
+    -------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"NCLAB_RESULTS_URL": "file:///srv/nclab/results"}):
+    ...     print(results_url())
+    file:///srv/nclab/results
+    """
+    return os.environ.get("NCLAB_RESULTS_URL") or RESULTS_URL
 
 
 def _fetch(name: str, target: Path) -> None:
