@@ -1,7 +1,7 @@
 """nclab: cross-entropy versus label smoothing, seen through neural collapse.
 
-The companion package of the book *Label Smoothing through Neural Collapse*. Each submodule
-owns one job (see the book's appendix "The nclab API"):
+The companion package of the book *Label Smoothing through Neural Collapse*. Each submodule of
+the library owns one job (see the book's appendix "The nclab API"):
 
 - :mod:`nclab.losses` smoothed targets and the label-smoothing loss (chapter 1)
 - :mod:`nclab.features` streaming per-class feature statistics in float64 (chapter 2)
@@ -9,26 +9,29 @@ owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
-- :mod:`nclab.conditioning` chapter 7's tables of condition numbers and step counts, and the claims its prose makes
-- :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta (chapter 7)
+- :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta; solvers
+  checked against Theorem 1 (chapters 6, 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
 - :mod:`nclab.train` one training run: the loop, checkpoints and resuming (chapters 2-5, 9)
 - :mod:`nclab.evaluate` forward passes over a split, the per-epoch measurement and its record,
   the outputs of a finished run (chapters 2-5)
 - :mod:`nclab.cluster` sweeps on Slurm through submitit, one job per run (chapter 9)
-- :mod:`nclab.repository` where the book lives on the web: install and published-results URLs
 - :mod:`nclab.bundle` published evidence bundles, read instead of retrained (chapters 2-5, 9)
 - :mod:`nclab.runs` profiles, the run cache and sweeps over delta and seeds (chapters 2-5, 9)
 - :mod:`nclab.stats` paired verdicts with intervals and sign tests (chapters 2-5)
-- :mod:`nclab.tables` the per-seed tables of runs, printed as mean ± std (chapters 2-5)
-- :mod:`nclab.evidence` the numbers and claims that the prose of chapters 2-5 quotes
+- :mod:`nclab.tables` per-seed tables of runs, printed as mean ± std, and the δ labels (chapters 2-5)
 - :mod:`nclab.plots` the figures, drawn without pyplot, in the three modules below
 - :mod:`nclab.plots.report` figures of any set of runs, for ``python -m nclab report`` (chapters 3, 4, 9)
 - :mod:`nclab.plots.empirical` figures of a trained network and of the delta sweep (chapters 2-5)
 - :mod:`nclab.plots.theory` figures of the UFM, its Hessian and gradient descent (chapters 1, 6-8)
 - :mod:`nclab.widgets` the live delta explorers that redraw a figure per delta (chapters 1-8)
 - :mod:`nclab.exercises` self-checked coding exercises, one submodule per chapter (chapters 1-8)
+
+The book's machinery is apart, in :mod:`nclab.book`: the chapters' tables
+(:mod:`nclab.book.tables`), the numbers and claims their prose quotes (:mod:`nclab.book.evidence`,
+:mod:`nclab.book.conditioning`) and the book's URL (:mod:`nclab.book.repository`). It imports the
+library; no module of the library imports it.
 
 Submodules are imported on first use, so ``import nclab as nc`` is quick and
 ``nc.metrics.nc1(...)`` works without a separate import.
@@ -42,8 +45,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
-    "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "widgets",
-    "exercises", "repository", "bundle", "cluster", "conditioning",
+    "train", "evaluate", "runs", "stats", "tables", "plots", "widgets", "exercises", "bundle", "cluster",
+    "book",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -15,7 +15,8 @@ Where :func:`load` looks, in order:
    directory that holds ``_config.yml``, or the folder above an editable install of the package);
 3. a copy fetched earlier into the result cache (``<cache>/published/<name>``);
 4. the repository on the web (:func:`results_url`: ``$NCLAB_RESULTS_URL``, else
-   :data:`RESULTS_URL`, the raw ``results/`` files of the book's repository): every file the manifest lists is downloaded, its SHA-256
+   :data:`RESULTS_URL`, the raw ``results/`` files of the book's repository): every file the
+   manifest lists is downloaded, its SHA-256
    checked, and the copy kept in the cache (so an installed package, e.g. in Colab, needs no
    repository files beside it).
 

@@ -5,7 +5,8 @@ a factor (1 - lr mu) per step, and the step must stay below 2 / lambda_max. This
 Hessian spectrum of :mod:`nclab.hessian` into step sizes (:func:`default_lr`) and runs plain
 gradient descent (:meth:`nclab.ufm.UFM.solve` with ``method="gd"``) for several smoothing values
 from one random start, counting the steps until each measure of distance to Theorem 1's
-minimizer settles (:func:`convergence_experiment`).
+minimizer settles (:func:`convergence_experiment`). :func:`check_solver` solves a problem from one
+random start (L-BFGS by default) and measures how far the solution is from Theorem 1's.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from ._checks import check_positive_number
 from .hessian import reduced_spectrum
 from .ufm import UFM, Trajectory, UFMSolution
 
-__all__ = ["default_lr", "distances", "ConvergenceResult", "DEFAULT_THRESHOLDS", "convergence_experiment"]
+__all__ = ["default_lr", "distances", "ConvergenceResult", "DEFAULT_THRESHOLDS", "convergence_experiment",
+           "SolverCheck", "check_solver"]
 
 
 def default_lr(ufm: UFM) -> float:
@@ -195,3 +199,63 @@ def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
         table.append(row)
         trajectories[ufm.delta] = traj
     return ConvergenceResult(table, trajectories, chosen)
+
+
+@dataclass(frozen=True)
+class SolverCheck:
+    """A numerical solution of a UFM problem against Theorem 1's closed form (:func:`check_solver`).
+
+    Attributes
+    ----------
+    beta : the problem's β (the minimizer is zero when β ≥ 1)
+    iterations : the solver's last logged step
+    gap : objective f − f* of the solution minus the closed form's
+    w_error, h_error : relative errors of the mean ‖w_k‖ and ‖μ_k‖; when β ≥ 1, the norms themselves
+    nc1, nc2, nc3 : the collapse measures at the solution (NaN when β ≥ 1, where they are undefined)
+    rounding : ``|f − f*|`` in units of the float64 rounding of f* (eps · f*)
+    """
+
+    beta: float
+    iterations: float
+    gap: float
+    w_error: float
+    h_error: float
+    nc1: float
+    nc2: float
+    nc3: float
+    rounding: float
+
+
+def check_solver(problem: UFM, seed: int = 0, steps: int = 500, method: str = "lbfgs") -> SolverCheck:
+    """Solve ``problem`` from the random start ``seed`` and compare the solution with Theorem 1 (chapter 6).
+
+    A solver that found the global minimum shows a gap of a few units of float64 rounding and
+    errors of the norms near zero.
+
+    Parameters
+    ----------
+    problem : a :class:`nclab.ufm.UFM` with dim >= K − 1
+    seed : the seed of the random start (:meth:`nclab.ufm.UFM.solve`)
+    steps : solver iterations at most
+    method : the solver of :meth:`nclab.ufm.UFM.solve`
+
+    Returns
+    -------
+    SolverCheck
+
+    Example
+    -------
+    >>> check = check_solver(UFM(3, 4, 3, 1e-2, 1e-2, delta=0.1), steps=200)
+    >>> check.rounding < 100 and check.w_error < 1e-4
+    True
+    """
+    best = problem.closed_form()
+    sol, traj = problem.solve(method, steps=steps, seed=seed, log_every=steps)
+    if problem.beta < 1:  # relative errors of the norms, and the collapse measures
+        norms = (abs(sol.w_norm / best.w_norm - 1), abs(sol.h_norm / best.h_norm - 1))
+        collapse = (traj.nc1[-1], traj.nc2[-1], traj.nc3[-1])
+    else:  # the minimizer is zero: the norms themselves; no collapse to measure
+        norms, collapse = (sol.w_norm, sol.h_norm), (math.nan,) * 3
+    gap = sol.objective - best.objective
+    return SolverCheck(*map(float, (problem.beta, traj.step[-1], gap, *norms, *collapse)),
+                       rounding=abs(gap) / (np.finfo(float).eps * best.objective))

@@ -61,6 +61,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import check_known_fields, check_positive_int, check_str
+from ._deltas import SWEEP_DELTAS  # the paper's first δ sweep
 from .evaluate import Outputs, outputs, outputs_by_delta
 from .train import RESULT, RunResult, TrainConfig, _cpu_threads, cache_key, cache_name, train
 
@@ -388,7 +389,6 @@ def load_results(path: str | os.PathLike) -> list[RunResult]:
 
 # The runs of chapters 2-5 ----------------------------------------------------------------------
 
-SWEEP_DELTAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)  # the paper's first δ sweep
 SWEEP_SEEDS = tuple(range(8))  # eight pairs: enough for an exact sign test to reach p < 0.05
 
 

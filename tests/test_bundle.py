@@ -13,7 +13,8 @@ import torch
 import yaml
 
 import nclab as nc
-from nclab import bundle, repository, runs
+from nclab import bundle, runs
+from nclab.book import repository
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,12 +51,12 @@ def test_a_chapter_reads_the_same_evidence_from_a_bundle_as_from_the_runs(tiny_b
     results, folder = tiny_bundle
     monkeypatch.setenv("NCLAB_RESULTS", str(folder.parent))
     loaded = bundle.load("tiny", fetch=False)
-    assert nc.evidence.chapter3(loaded.results).texts == nc.evidence.chapter3(results).texts
-    from_bundle = nc.evidence.chapter5(loaded.results, loaded.outputs_by_delta("val"), loaded.outputs_by_delta("test"))
-    from_runs = nc.evidence.chapter5(results, nc.evaluate.outputs_by_delta(results, "val"),
+    assert nc.book.evidence.chapter3(loaded.results).texts == nc.book.evidence.chapter3(results).texts
+    from_bundle = nc.book.evidence.chapter5(loaded.results, loaded.outputs_by_delta("val"), loaded.outputs_by_delta("test"))
+    from_runs = nc.book.evidence.chapter5(results, nc.evaluate.outputs_by_delta(results, "val"),
                                      nc.evaluate.outputs_by_delta(results, "test"))
     assert from_bundle.claims == from_runs.claims
-    table = nc.evidence.side_by_side(runs=from_runs, bundle=from_bundle)
+    table = nc.book.evidence.side_by_side(runs=from_runs, bundle=from_bundle)
     assert all(set(table.holds(c)) == {"runs", "bundle"} for c in table.claims)
     assert table.claims == list(from_runs.paper) and len(table.claims) == 3
     assert "<table>" in table._repr_html_() and str(table).startswith("claim of the paper")
@@ -132,11 +133,11 @@ def test_the_estimate_uses_the_profile_and_the_finished_runs(monkeypatch, tmp_pa
 
 
 def test_expect_names_every_claim_the_text_gets_wrong():
-    ev = nc.evidence.Evidence("chapter 9", claims={"a": True}, paper={"b": False})
+    ev = nc.book.evidence.Evidence("chapter 9", claims={"a": True}, paper={"b": False})
     ev.expect(holds=["a"], fails=["b"])
     with pytest.raises(AssertionError, match="expected to hold, does not: b"):
         ev.expect(holds=["a", "b"])
     with pytest.raises(KeyError, match="no claims"):
         ev.expect(holds=["c"])
     with pytest.raises(ValueError, match="same chapter"):
-        nc.evidence.side_by_side(x=ev, y=nc.evidence.Evidence("other", paper={"c": True}))
+        nc.book.evidence.side_by_side(x=ev, y=nc.book.evidence.Evidence("other", paper={"c": True}))

@@ -1,4 +1,4 @@
-"""nclab.conditioning: chapter 7's tables and the claims its prose makes."""
+"""nclab.book.conditioning: chapter 7's tables and the claims its prose makes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import doctest
 
 import pytest
 
-from nclab import conditioning
+from nclab.book import conditioning
 from nclab.descent import convergence_experiment
 from nclab.hessian import condition_numbers
 from nclab.ufm import UFM

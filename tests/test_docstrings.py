@@ -6,9 +6,9 @@ import importlib
 import pytest
 
 MODULES = ["losses", "metrics", "features", "calibration", "ufm", "hessian", "descent", "data", "models",
-           "train", "evaluate", "runs", "stats", "tables", "evidence", "plots", "plots.report",
-           "plots.empirical", "plots.theory", "widgets", "conditioning", "repository", "bundle", "cluster",
-           "exercises"]
+           "train", "evaluate", "runs", "stats", "tables", "plots", "plots.report",
+           "plots.empirical", "plots.theory", "widgets", "bundle", "cluster", "exercises",
+           "book", "book.tables", "book.evidence", "book.conditioning", "book.repository"]
 
 
 @pytest.mark.parametrize("name", MODULES)

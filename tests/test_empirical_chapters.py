@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from nclab import evaluate, metrics, plots, runs, tables
+from nclab.book import tables as chapter_tables
 from nclab.runs import Outputs
 from nclab.train import RunResult
 
@@ -104,7 +105,7 @@ def test_common_levels_are_crossed_by_every_run(sweep_like):
 
 
 def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
-    table = tables.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
+    table = chapter_tables.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
     assert list(table.values) == ["CE", "LS δ=0.1"]
     zero = "train_error ≤ 0"
     np.testing.assert_array_equal(table.values["CE"][zero], [4, 4, 4])
@@ -138,18 +139,18 @@ def test_table_text_marks_partly_reached_cells():
 
 def test_collapse_and_final_tables_read_first_and_last_records(sweep_like):
     ce = [r for r in sweep_like if r.config.delta == 0]
-    table = tables.collapse_table(ce, keys=("nc1", "w_norm"))
+    table = chapter_tables.collapse_table(ce, keys=("nc1", "w_norm"))
     assert table.columns == ["epoch 1", "epoch 6"]
     np.testing.assert_allclose(table.values["nc1"]["epoch 6"], [0.01, 0.02, 0.03])
     np.testing.assert_allclose(table.values["w_norm"]["epoch 1"], [1.0, 1.0, 1.0])
-    final = tables.final_table(sweep_like, ["nc1"])
+    final = chapter_tables.final_table(sweep_like, ["nc1"])
     np.testing.assert_allclose(final.values["LS δ=0.1"]["nc1"], [1e-3, 2e-3, 3e-3])
 
 
 def test_matched_nc2_table_matches_hand_interpolation():
     a = fake_run(0.0, 0, nc1=[1.0, 0.1], nc2=[0.6, 0.2])
     b = fake_run(0.05, 0, nc1=[1.0, 0.01], nc2=[0.6, 0.0])
-    table = tables.matched_nc2_table([a, b], [math.sqrt(0.1)])
+    table = chapter_tables.matched_nc2_table([a, b], [math.sqrt(0.1)])
     assert table.values["CE"]["NC1 = 0.316"][0] == pytest.approx(0.4)
     assert table.values["LS δ=0.05"]["NC1 = 0.316"][0] == pytest.approx(0.45)
 
@@ -170,7 +171,7 @@ def _ece_loop(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:
 def test_calibration_table_against_loops():
     val = {0.0: [fake_outputs(seed=1)], 0.1: [fake_outputs(scale=1.0, seed=2)]}
     test = {0.0: [fake_outputs(seed=3)], 0.1: [fake_outputs(scale=1.0, seed=4)]}
-    table = tables.calibration_table(val, test, n_bins=10)
+    table = chapter_tables.calibration_table(val, test, n_bins=10)
     for delta, label in ((0.0, "CE"), (0.1, "LS δ=0.1")):
         t = test[delta][0]
         row = table.values[label]
@@ -184,7 +185,7 @@ def test_calibration_table_against_loops():
         gap = float(p.max(1).values.mean()) - float((p.argmax(1) == t.labels).double().mean())
         assert row["confidence − accuracy"][0] == pytest.approx(gap)
     with pytest.raises(ValueError, match="same δ keys"):
-        tables.calibration_table(val, {0.0: test[0.0]})
+        chapter_tables.calibration_table(val, {0.0: test[0.0]})
 
 
 # Sweep helpers ------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_calibration_figures(sweep_like):
     scaled = plots.reliability_diagram(test, [0.0], temperatures={0.0: [2.0, 2.0]}, n_bins=10)
     assert f"{_ece_loop(pooled / 2.0, labels, 10):.3f}" in scaled.axes[0].get_title()
     assert_labelled(plots.entropy_by_correctness(test))
-    table = tables.calibration_table({0.0: test[0.0][:1], 0.1: test[0.1]}, {0.0: test[0.0][:1], 0.1: test[0.1]})
+    table = chapter_tables.calibration_table({0.0: test[0.0][:1], 0.1: test[0.1]}, {0.0: test[0.0][:1], 0.1: test[0.1]})
     assert_labelled(plots.calibration_vs_delta(sweep_like, table))
     with pytest.raises(ValueError, match="deltas"):
         plots.reliability_diagram(test, [0.3])
@@ -306,7 +307,7 @@ def test_entropy_table_medians_per_seed():
     logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [1.0, 0.0], [0.0, 0.2], [3.0, 0.0]])
     labels = torch.tensor([0, 1, 1, 0, 0])
     out = Outputs(torch.zeros(5, 2), logits, labels, torch.zeros(2, 2), torch.zeros(2))
-    table = tables.entropy_table({0.0: [out]})
+    table = chapter_tables.entropy_table({0.0: [out]})
 
     def entropy(row):
         p = torch.softmax(row.double(), 0)
@@ -317,7 +318,7 @@ def test_entropy_table_medians_per_seed():
     assert table.values["CE"]["correct"][0] == pytest.approx(correct[1])
     assert table.values["CE"]["incorrect"][0] == pytest.approx((wrong[0] + wrong[1]) / 2)
     all_right = Outputs(torch.zeros(2, 2), logits[:2], labels[:2], torch.zeros(2, 2), torch.zeros(2))
-    assert np.isnan(tables.entropy_table({0.0: [all_right]}).values["CE"]["incorrect"][0])
+    assert np.isnan(chapter_tables.entropy_table({0.0: [all_right]}).values["CE"]["incorrect"][0])
 
 
 def test_collapse_calibration_table_rank_correlations():
@@ -327,14 +328,14 @@ def test_collapse_calibration_table_rank_correlations():
         for i, record in enumerate(run.history):
             record["test_ece"] = [0.5, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55][i]  # rises as NC1 falls
         runs_.append(run)
-    table = tables.collapse_calibration_table(runs_, skip=0.1)  # leaves out the first epoch
+    table = chapter_tables.collapse_calibration_table(runs_, skip=0.1)  # leaves out the first epoch
     np.testing.assert_allclose(table.values["CE"]["ρ(NC1, ECE)"], [-1.0, -1.0])
     # The fake norms grow every epoch (w_norm = 1 + i, h_norm = 2 + i), like the ECE after epoch 1.
     np.testing.assert_allclose(table.values["CE"]["ρ(norms, ECE)"], [1.0, 1.0])
-    full = tables.collapse_calibration_table(runs_, skip=0.0)
+    full = chapter_tables.collapse_calibration_table(runs_, skip=0.0)
     assert full.values["CE"]["ρ(NC1, ECE)"][0] > -1.0
     with pytest.raises(ValueError, match="skip"):
-        tables.collapse_calibration_table(runs_, skip=1.0)
+        chapter_tables.collapse_calibration_table(runs_, skip=1.0)
 
 
 def test_wide_tables_wrap_into_blocks_that_fit_a_page():

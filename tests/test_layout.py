@@ -1,4 +1,8 @@
-"""The package's layout: no import cycles, modules of a readable length, one convention for figures.
+"""The package's layout: two layers, no import cycles, modules of a readable length, one convention
+for figures.
+
+The library (``nclab``) never imports the book's machinery (``nclab.book``), and its theory (the
+UFM, Hessians, gradient descent, their figures and the δ explorers) never loads the training stack.
 
 The import graph is read from the source, not from a running interpreter: every ``import`` and
 ``from ... import`` statement of every module under ``nclab/``, at module level or inside a
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,11 +35,12 @@ def module_names(package: Path) -> dict[str, Path]:
     return names
 
 
-def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The modules of ``modules`` that the file of module ``name`` imports, anywhere in the file."""
+def imports_of(name: str, path: Path, modules: dict[str, Path], tree: ast.AST | None = None) -> set[str]:
+    """The modules of ``modules`` that the file of module ``name`` imports, anywhere in the file
+    (or in ``tree``, a part of its syntax tree)."""
     is_package = path.name == "__init__.py"
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree or ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -102,6 +108,79 @@ def test_the_package_has_no_import_cycle():
     graph = import_graph()
     assert "nclab.hessian" in graph["nclab.descent"] and "nclab.ufm" in graph["nclab.hessian"]
     assert cycles(graph) == []
+
+
+def module_level_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the package modules it imports at module level (statements outside any function)."""
+    modules = module_names(package)
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        inside = {id(n) for f in ast.walk(tree) if isinstance(f, functions) for n in ast.walk(f)}
+        top = ast.Module(body=[n for n in ast.walk(tree)
+                               if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in inside],
+                         type_ignores=[])
+        graph[name] = imports_of(name, path, modules, tree=top)
+    return graph
+
+
+def test_no_import_cycle_at_module_level():
+    """What importing a module runs: a cycle here is one that ``import`` itself would meet."""
+    graph = module_level_graph()
+    assert "nclab.hessian" in graph["nclab.descent"] and "nclab.book.evidence" in graph["nclab.book.conditioning"]
+    assert cycles(graph) == []
+
+
+BOOK = "nclab.book"
+
+
+def book_imports(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Library module -> the modules of the book's machinery it imports (only those that do)."""
+    library = {name: imports for name, imports in graph.items() if name != BOOK and not name.startswith(BOOK + ".")}
+    found = {name: {i for i in imports if i == BOOK or i.startswith(BOOK + ".")} for name, imports in library.items()}
+    return {name: imports for name, imports in found.items() if imports}
+
+
+def test_the_library_never_imports_the_book():
+    """Relative or absolute, at module level or inside a function: only ``nclab/book/`` imports ``nclab.book``."""
+    graph = import_graph()
+    assert any(name.startswith(BOOK + ".") for name in graph), "the book's machinery is in nclab/book/"
+    assert "nclab.tables" in graph["nclab.book.tables"]  # the book is built on the library
+    assert book_imports(graph) == {}
+
+
+def test_the_book_import_check_sees_relative_and_absolute_imports(tmp_path):
+    package = tmp_path / "nclab"
+    (package / "book").mkdir(parents=True)
+    for file in ("__init__.py", "book/__init__.py", "book/evidence.py", "book/tables.py"):
+        (package / file).write_text("")
+    (package / "runs.py").write_text("from .book import evidence\n")
+    (package / "plots.py").write_text("def f():\n    import nclab.book.tables\n")
+    (package / "stats.py").write_text("from nclab import book\n")
+    (package / "book" / "evidence.py").write_text("from .. import stats\nfrom . import tables\n")
+    assert book_imports(import_graph(package)) == {"nclab.runs": {"nclab.book.evidence"},
+                                                   "nclab.plots": {"nclab.book.tables"}, "nclab.stats": {"nclab.book"}}
+
+
+THEORY = ("nclab.ufm", "nclab.hessian", "nclab.descent", "nclab.widgets", "nclab.plots.theory")
+TRAINING = ("nclab.train", "nclab.runs")
+
+
+def test_the_theory_never_loads_the_training_stack():
+    """Each theory module imported into a fresh interpreter (its nclab modules forgotten between
+    modules, torch kept): neither the training loop nor the sweeps come with it."""
+    script = f"""
+import importlib, sys
+for name in {THEORY!r}:
+    for loaded in [m for m in sys.modules if m == "nclab" or m.startswith("nclab.")]:
+        del sys.modules[loaded]
+    importlib.import_module(name)
+    print(name, *[m for m in {TRAINING!r} if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent, check=True).stdout
+    assert out.splitlines() == list(THEORY), out
 
 
 def test_the_ufm_is_the_model_alone():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from nclab import repository
+from nclab import bundle
+from nclab.book import repository
 
 DEFAULT = "https://raw.githubusercontent.com/nclab-book/nclab/main/results"
 
@@ -32,3 +33,10 @@ def test_a_repository_outside_github_serves_raw_files_under_its_own_url(monkeypa
     monkeypatch.setattr(repository, "REPOSITORY", "https://github.com/someone/fork/")
     assert repository.results_url() == "https://raw.githubusercontent.com/someone/fork/pages/results"
     assert repository.install_url() == "git+https://github.com/someone/fork/"
+
+
+def test_the_librarys_download_url_is_the_books_results_url(monkeypatch):
+    monkeypatch.delenv("NCLAB_RESULTS_URL", raising=False)
+    assert bundle.RESULTS_URL == bundle.results_url() == repository.results_url() == DEFAULT
+    monkeypatch.setenv("NCLAB_RESULTS_URL", "file:///srv/nclab/results")
+    assert bundle.results_url() == repository.results_url() == "file:///srv/nclab/results"

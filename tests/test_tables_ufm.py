@@ -11,7 +11,7 @@ import nclab as nc
 def table(one_torch_thread):
     problems = [nc.ufm.UFM(3, 4, 4, 5e-3, 5e-3, 5e-3, delta=0.1),
                 nc.ufm.UFM(3, 2, 2, 5e-2, 5e-2, 5e-2, delta=0.8)]  # β ≥ 1: the minimizer is zero
-    return problems, nc.tables.ufm_solver_table(problems, seeds=(0, 1), steps=300)
+    return problems, nc.book.tables.ufm_solver_table(problems, seeds=(0, 1), steps=300)
 
 
 def test_one_row_per_problem_and_seed_with_the_closed_form_reached(table):
@@ -34,4 +34,4 @@ def test_printing_fits_a_page_and_marks_undefined_cells(table):
 
 def test_empty_input_is_refused():
     with pytest.raises(ValueError, match="non-empty"):
-        nc.tables.ufm_solver_table([], seeds=(0,))
+        nc.book.tables.ufm_solver_table([], seeds=(0,))

@@ -8,7 +8,7 @@ puts what it concludes into words:
 - :func:`kappa_table`, :func:`step_table` and :func:`correlation_table` format the condition
   numbers, the step counts and the Spearman rank correlations between them as aligned text;
 - :func:`rank_correlations` and :func:`trend` are the numbers and words behind those tables;
-- :func:`kappa_evidence` and :func:`descent_evidence` return an :class:`nclab.evidence.Evidence`:
+- :func:`kappa_evidence` and :func:`descent_evidence` return an :class:`nclab.book.evidence.Evidence`:
   the numbers the prose quotes (glued with myst-nb's ``glue``) and the claims it makes in words,
   each with whether it holds, so that the book's build stops when a change breaks a claim.
 
@@ -31,9 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from .descent import ConvergenceResult
+from ..descent import ConvergenceResult
+from ..hessian import ConditionNumbers
 from .evidence import Evidence
-from .hessian import ConditionNumbers
 
 __all__ = ["DEFINITIONS", "QUANTITIES", "POLICIES", "trend", "kappa_table", "step_table",
            "predictors", "rank_correlations", "correlation_table", "kappa_evidence",
@@ -204,7 +204,7 @@ def kappa_evidence(kappas: Sequence[ConditionNumbers], name: str) -> Evidence:
 
     Returns
     -------
-    :class:`nclab.evidence.Evidence` with texts ``ch7_{name}_`` + full, full_max, full_min, logit,
+    :class:`nclab.book.evidence.Evidence` with texts ``ch7_{name}_`` + full, full_max, full_min, logit,
     within, weights_trend, data_trend, nc1_trend, zeros, and the claims: the full-Hessian
     condition number rises with delta, its smallest nonzero eigenvalue is lambda_H for every delta
     while its largest rises, the logit-space one falls and equals K p*(beta) = K - (K-1) beta,
@@ -258,7 +258,7 @@ def descent_evidence(kappas: Sequence[ConditionNumbers], runs: dict[str, Converg
 
     Returns
     -------
-    :class:`nclab.evidence.Evidence` with texts ``ch7_own_*``, ``ch7_shared_*``, ``ch7_rho_*`` and
+    :class:`nclab.book.evidence.Evidence` with texts ``ch7_own_*``, ``ch7_shared_*``, ``ch7_rho_*`` and
     ``ch7_ratio`` (see the chapter), and the claims its prose makes: at its own step every
     quantity needs more steps as delta grows and the full condition number orders the counts (the
     logit-space one backwards); at a shared step the objective gap needs the same number of steps

@@ -17,7 +17,7 @@ Verdicts are paired by seed with a 95% interval (:func:`nclab.stats.paired`).
 Example
 -------
 >>> results = nc.runs.book_sweep()                     # doctest: +SKIP
->>> evidence = nc.evidence.chapter3(results)           # doctest: +SKIP
+>>> evidence = nc.book.evidence.chapter3(results)      # doctest: +SKIP
 >>> evidence.glue(); evidence.check()                  # doctest: +SKIP
 """
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import spearmanr
 
-from . import stats, tables
-from .runs import profile_of, select
-from .train import RunResult
+from .. import stats
+from ..runs import profile_of, select
+from ..train import RunResult
+from . import tables
 
 __all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
            "CHAPTER3_DELTAS", "ClaimsAtScales", "side_by_side", "scale_name"]

@@ -1,8 +1,10 @@
-"""Where the book lives on the web: the one repository URL the package uses (chapters 2-5, 9).
+"""Where the book lives on the web: its repository URL, the chapters' install URL and where its
+published results are served (chapters 2-5, 9).
 
-:data:`REPOSITORY` is written by ``make sync`` from ``repository.url`` in the book's
-``_config.yml``, the one place the URL is set by hand; the chapters' install cells are rewritten
-from it by the same command, and a test checks that they all agree.
+:data:`REPOSITORY` and :data:`BRANCH` are written by ``make sync`` from ``repository`` in the book's
+``_config.yml``, the one place the URL is set by hand; the same command rewrites the chapters'
+install cells and the library's default download URL (:data:`nclab.bundle.RESULTS_URL`, which is
+:func:`results_url` without ``$NCLAB_RESULTS_URL``), and tests check that they all agree.
 """
 
 from __future__ import annotations

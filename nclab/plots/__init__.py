@@ -12,7 +12,7 @@ first; several figures can share one Figure through SubFigures), draws into a ne
 ``Figure(layout="constrained")`` when it is None, never uses pyplot, and returns the figure it drew
 into. Nothing is shown or kept open: in a notebook make the figure the cell's last value to show it,
 in a script save it (``fig.savefig("curves.png")``). The tables printed beside the figures are in
-:mod:`nclab.tables`. Every function is also available here, e.g. ``nclab.plots.nc_plane``.
+:mod:`nclab.tables` and :mod:`nclab.book.tables`. Every function is also available here, e.g. ``nclab.plots.nc_plane``.
 
 Example
 -------
@@ -26,12 +26,20 @@ Example
 
 from __future__ import annotations
 
-from .empirical import (calibration_vs_delta, ece_vs_collapse, entropy_by_correctness, feature_snapshots,
-                        matched_nc2, nc_plane, reliability_diagram, simplex_snapshots, training_curves_spread)
-from .report import delta_summary, training_curves
+import importlib
+
 from .theory import (KAPPA_LABELS, condition_numbers_vs_delta, conditioning_at_delta, gd_convergence,
                      hessian_eigenvalues, spectrum_by_mode, targets_and_loss, theorem1_at_delta, theorem1_vs_delta,
                      theory_at_delta, ufm_geometry)
+
+# The figures of trained runs load the training stack: imported on first use, so that the theory
+# (``nclab.plots.theory``, ``nclab.widgets``) never loads it.
+_LAZY = {
+    "training_curves": "report", "delta_summary": "report",
+    **dict.fromkeys(("calibration_vs_delta", "ece_vs_collapse", "entropy_by_correctness", "feature_snapshots",
+                     "matched_nc2", "nc_plane", "reliability_diagram", "simplex_snapshots", "training_curves_spread"),
+                    "empirical"),
+}
 
 __all__ = [
     # report: any set of runs (command line)
@@ -44,3 +52,15 @@ __all__ = [
     "gd_convergence", "KAPPA_LABELS", "targets_and_loss", "ufm_geometry", "theorem1_at_delta",
     "theory_at_delta", "conditioning_at_delta",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nclab.plots' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure, FigureBase
 
-from ..runs import SWEEP_DELTAS
+from .._deltas import SWEEP_DELTAS
 
 #: Panels of the curves over the epochs: history field -> (title, log scale). "norms" draws the
 #: mean ‖w_k‖ (solid) and ‖μ_k − μ_G‖ (dashed) together.

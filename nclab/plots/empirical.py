@@ -350,7 +350,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     Parameters
     ----------
     results : RunResults of the sweep
-    calibration : the :class:`nclab.tables.Table` of :func:`nclab.tables.calibration_table` for the
+    calibration : the :class:`nclab.tables.Table` of :func:`nclab.book.tables.calibration_table` for the
         same runs
     fig : a Figure or SubFigure to draw into (cleared first); default a new Figure
 

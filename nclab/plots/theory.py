@@ -24,7 +24,7 @@ from .. import losses
 from .._checks import check_delta, check_num_classes
 from ..descent import distances
 from ..hessian import condition_numbers, reduced_spectrum
-from ..tables import delta_label
+from .._deltas import delta_label
 from ..ufm import UFM, simplex_basis, theorem1_curves
 from ._base import prepare
 

@@ -1,0 +1,38 @@
+"""The book's machinery: what turns the library into the chapters of *Label Smoothing through Neural
+Collapse*, and nothing a class needs to use the library.
+
+It is built on the library and imports it; the library never imports this subpackage (a test
+checks the import graph).
+
+- :mod:`nclab.book.tables` the tables the chapters print: per-seed tables of the sweep (chapters
+  2-5) and the solver table of chapter 6
+- :mod:`nclab.book.evidence` the numbers and claims that the prose of chapters 2-5 quotes, glued
+  into the pages
+- :mod:`nclab.book.conditioning` chapter 7's tables of condition numbers and step counts, and the
+  claims its prose makes
+- :mod:`nclab.book.repository` where the book lives on the web: its repository, install and
+  published-results URLs (written by ``make sync``)
+
+Submodules are imported on first use: ``nc.book.evidence.chapter2(...)`` works after
+``import nclab as nc``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_SUBMODULES = ("tables", "evidence", "conditioning", "repository")
+
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'nclab.book' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
