@@ -4,7 +4,8 @@
 build the model and the SGD optimizer, then for each epoch take shuffled mini-batch steps on the
 label-smoothing loss and, every ``log_every`` epochs, run :func:`measure`: one eval-mode pass
 over the training set that gives the neural-collapse report, plus the test error and the
-calibration before and after temperature scaling. After every epoch the whole state is
+calibration before and after temperature scaling; every ``light_every`` epochs, a light record (training
+loss, error, NC1: :func:`nclab.evaluate.measure_light`). After every epoch the whole state is
 checkpointed, so a run stopped at any moment resumes where it stopped and, on the CPU, produces
 exactly the history an uninterrupted run would have produced.
 
@@ -32,13 +33,11 @@ config's folder in the result cache of :mod:`nclab.runs`, defined here because
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 import io
 import json
 import math
 import os
-import platform
 import re
 import time
 from contextlib import contextmanager
@@ -59,7 +58,8 @@ from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, chec
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .checkpoints import (_CHECKPOINT_FORMAT, CHECKPOINT, _check_checkpoint_config, _check_same_config,
                           _load_checkpoint, _restore, _unfit)
-from .evaluate import RECORD_FIELDS, HistoryRecord, measure
+from .evaluate import (LIGHT_FIELDS, HistoryRecord, _check_history, _light_epoch, _provenance, light_problem, measure,
+                       measure_light)
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device", "cache_key",
            "cache_name"]
@@ -99,6 +99,8 @@ class TrainConfig:
     lambda_b : explicit penalty (λ_b/2)‖b‖² on the classifier bias
     augment : random crops and horizontal flips (off in the paper); True or False
     log_every : measure every this many epochs (and always the first and last epoch)
+    light_every : also record the training loss, error and NC1 every this many epochs (and the first
+        and last), in ``RunResult.light``; None (the default) records none
     seed : seeds the initialization and the batch order; an integer in [0, 2**64 - 1] (torch's)
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...; "mps" if available
     threads : CPU threads for the run (None: torch's default); small models train fastest on
@@ -128,6 +130,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     train_size: int | None = None
+    light_every: int | None = None
 
     def __post_init__(self) -> None:
         """Check every field; numbers are normalized to plain int/float, milestones to a sorted tuple."""
@@ -140,7 +143,7 @@ class TrainConfig:
         set_("delta", check_delta(self.delta))
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
             set_(name, check_int(getattr(self, name), name, low, MAX_SEED if name == "seed" else None))
-        for name in ("width", "threads", "train_size"):  # None: the model's or torch's default, the whole split
+        for name in ("width", "threads", "train_size", "light_every"):  # None: the default, the whole split, none
             set_(name, None if getattr(self, name) is None else check_int(getattr(self, name), name, 1))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
             set_(name, check_positive_number(getattr(self, name), name, allow_zero=True))
@@ -171,10 +174,10 @@ class TrainConfig:
         return self.lambda_W > 0 or self.lambda_H > 0 or self.lambda_b > 0
 
     def to_dict(self) -> dict:
-        """The config as plain Python types (for JSON, checkpoints and the cache key); no unset train_size."""
-        values = dataclasses.asdict(self)  # runs stored before train_size existed keep their key
+        """The config as plain types (JSON, checkpoint, cache key); unset train_size and light_every left out."""
+        values = dataclasses.asdict(self)  # so that runs stored before these fields existed keep their key
         values["milestones"] = list(self.milestones)  # a list, as configs have always been written
-        return {k: v for k, v in values.items() if not (k == "train_size" and v is None)}
+        return {k: v for k, v in values.items() if not (k in ("train_size", "light_every") and v is None)}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -199,6 +202,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
     wall times ``time_train`` (the epoch's steps), ``time_measure`` (the measurement) and
     ``time_elapsed`` (the run so far, every epoch and checkpoint included): a
     :class:`nclab.evaluate.HistoryRecord`, whose docstring gives the meaning of every field.
+    With ``config.light_every``, each light epoch appends a light record (:data:`nclab.evaluate.LIGHT_FIELDS`)
+    to ``RunResult.light``, a list beside the history (``"light"`` in ``result.json`` and the checkpoint),
+    so the history stays one full record per logged epoch for every reader; at a logged epoch it is
+    read off the full record. Light records survive an interrupted and resumed run.
 
     With a ``run_dir``, the process first takes the folder's lock, so that one process at a time
     trains there; another process asking for the same folder waits (or, with ``wait=False``,
@@ -301,11 +308,13 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
                                 weight_decay=config.weight_decay, foreach=True)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[HistoryRecord] = []
+    light: list[dict] = []
     first_epoch, elapsed = 1, 0.0  # elapsed: wall seconds of the finished epochs, checkpoints included
 
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
     if checkpoint is not None and resume and checkpoint.exists():
         first_epoch, history, elapsed = _restore(checkpoint, config, model, optimizer, shuffle)
+        light = _restore_light(checkpoint, config, first_epoch - 1)
 
     epochs = tqdm(range(first_epoch, config.epochs + 1), desc="epochs", initial=first_epoch - 1,
                   total=config.epochs, disable=not show)
@@ -334,29 +343,42 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
             torch.cuda.synchronize()
         time_train = time.perf_counter() - epoch_start
 
-        if epoch % config.log_every == 0 or epoch in (1, config.epochs):
+        full, light_epoch = epoch % config.log_every == 0 or epoch in (1, config.epochs), _light_epoch(config, epoch)
+        if full or light_epoch:
             start = time.perf_counter()
             try:
-                measured = measure(model, train_data, val_data, test_data, config.delta)
+                measured = (measure(model, train_data, val_data, test_data, config.delta) if full
+                            else measure_light(model, train_data, config.delta))
             except FloatingPointError:
                 raise _diverged(epoch, lr) from None
-            time_measure = time.perf_counter() - start
-            record = HistoryRecord(epoch=epoch, lr=lr, **measured, time_train=time_train,
-                                   time_measure=time_measure,
-                                   time_elapsed=elapsed + time.perf_counter() - epoch_start)
-            history.append(record)
-            epochs.set_postfix(train_err=f"{record['train_error']:.3f}", nc1=f"{record['nc1']:.3g}")
+            time_measure = (now := time.perf_counter()) - start
+            if light_epoch:
+                light.append({"epoch": epoch, "lr": lr, **{k: measured[k] for k in LIGHT_FIELDS[2:5]},
+                              "time_measure": 0.0 if full else time_measure})
+            if full:
+                history.append(HistoryRecord(epoch=epoch, lr=lr, **measured, time_train=time_train,
+                                             time_measure=time_measure, time_elapsed=elapsed + now - epoch_start))
+            epochs.set_postfix(train_err=f"{measured['train_error']:.3f}", nc1=f"{measured['nc1']:.3g}")
         elapsed += time.perf_counter() - epoch_start
         if checkpoint is not None:
             # A diverged state is not worth keeping: the last finite epoch stays the checkpoint.
             if not all(bool(torch.isfinite(p).all()) for p in params):
                 raise _diverged(epoch, lr)
-            _save(checkpoint, config, epoch, history, elapsed, model, optimizer, shuffle, shape)
+            _save(checkpoint, config, epoch, history, light, elapsed, model, optimizer, shuffle, shape)
 
-    result = RunResult(config, history, _provenance(device), run_dir)
+    result = RunResult(config, history, _provenance(device), run_dir, light)
     if run_dir is not None:
         result.save(run_dir / RESULT)
     return result
+
+
+def _restore_light(path: Path, config: TrainConfig, epoch: int) -> list[dict]:
+    """The light records of a checkpoint after ``epoch`` epochs, checked (see :func:`nclab.evaluate.light_problem`)."""
+    light = _load_checkpoint(path, {"config"}).get("light") if config.light_every is not None else []
+    problem = light_problem(light, config, epoch)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} {problem}; delete it to restart the run")
+    return light
 
 
 def _diverged(epoch: int, lr: float) -> FloatingPointError:
@@ -381,17 +403,16 @@ def _cpu_threads(threads: int | None):
 
 # Checkpoints ------------------------------------------------------------------------------------
 
-def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elapsed: float, model,
-          optimizer: torch.optim.Optimizer, shuffle: torch.Generator, shape: dict) -> None:
-    """Write the full training state to ``path`` (see :func:`_write_atomically`).
-
-    ``shape`` holds the dataset's ``num_classes``, ``in_channels`` and ``image_size``.
-    """
+def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], light: list[dict], elapsed: float,
+          model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, shape: dict) -> None:
+    """Write the full training state to ``path`` (see :func:`_write_atomically`); ``shape`` holds the
+    dataset's ``num_classes``, ``in_channels`` and ``image_size``."""
     state = {
         "format": _CHECKPOINT_FORMAT,
         "config": config.to_dict(),
         "epoch": epoch,
         "history": history,
+        **({"light": light} if config.light_every is not None else {}),
         "elapsed": elapsed,
         "model": model.state_dict(),
         # What the network's shape depends on besides the config: opening the model needs no data.
@@ -406,21 +427,6 @@ def _save(path: Path, config: TrainConfig, epoch: int, history: list[dict], elap
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _write_atomically(path, buffer.getbuffer())
-
-
-def _provenance(device: torch.device) -> dict:
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        threads = torch.get_num_threads()
-        device_name = f"{platform.machine()} CPU ({threads} thread{'s' if threads > 1 else ''})"
-    return {
-        "nclab": nclab.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": device_name,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # Results ----------------------------------------------------------------------------------------
@@ -444,6 +450,7 @@ class RunResult:
     history: list[HistoryRecord]
     provenance: dict
     run_dir: Path | None = None
+    light: list[dict] = dataclasses.field(default_factory=list)  # light records; empty without light_every
 
     @property
     def epochs(self) -> np.ndarray:
@@ -461,15 +468,25 @@ class RunResult:
             raise ValueError(f"key must be one of {', '.join(self.history[0])}; got {key!r}")
         return np.array([np.nan if r.get(key) is None else r[key] for r in self.history], dtype=float)
 
+    def light_series(self, key: str) -> np.ndarray:
+        """One field of the light records (:data:`nclab.evaluate.LIGHT_FIELDS`), as a float array."""
+        if key not in LIGHT_FIELDS:
+            raise ValueError(f"key must be one of {', '.join(LIGHT_FIELDS)}; got {key!r}")
+        return np.array([np.nan if r.get(key) is None else r[key] for r in self.light], dtype=float)
+
     def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "history": self.history, "provenance": self.provenance}
+        light = {"light": self.light} if self.config.light_every is not None else {}
+        return {"config": self.config.to_dict(), "history": self.history, **light, "provenance": self.provenance}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``to_dict()`` as JSON (temporary file, fsync, rename: a reader never sees a part)."""
         path = Path(path)
-        history = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
-                   for r in self.history]
-        text = json.dumps({**self.to_dict(), "history": history}, indent=1, allow_nan=False)
+        def finite(records):
+            return [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in r.items()}
+                    for r in records]
+        values = self.to_dict()
+        values.update({k: finite(values[k]) for k in ("history", "light") if k in values})
+        text = json.dumps(values, indent=1, allow_nan=False)
         _write_atomically(path, text.encode())
 
     @classmethod
@@ -494,6 +511,7 @@ class RunResult:
             raw = json.loads(path.read_text())
             stored = TrainConfig.from_dict(raw["config"])
             history, provenance = raw["history"], raw["provenance"]
+            light = raw["light"] if stored.light_every is not None else []
             if not isinstance(provenance, dict):
                 raise ValueError("its provenance is not a JSON object")
         except FileNotFoundError:
@@ -507,8 +525,12 @@ class RunResult:
         if config is not None:
             _check_same_config(stored.to_dict(), config, path)
         _check_history(history, stored, path)
+        problem = light_problem(light, stored, stored.epochs)
+        if problem is not None:
+            raise ValueError(f"{path} is not a finished nclab run result (it {problem}); delete it to train the "
+                             "run again")
         _check_cache_name(path, stored, provenance)
-        return cls(stored, history, provenance, path.parent)
+        return cls(stored, history, provenance, path.parent, light)
 
     def load_model(self, device: str | torch.device = "cpu") -> models.Classifier:
         """The trained network from the run folder's checkpoint, in eval mode.
@@ -538,35 +560,6 @@ class RunResult:
         except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise _unfit(path, exc) from None
         return model.to(device).eval()
-
-
-def _check_history(history, config: TrainConfig, path: Path) -> None:
-    """Raise unless ``history`` is the finished history of ``config``'s run (see :meth:`RunResult.load`)."""
-    problem = None
-    if not isinstance(history, list) or not history:
-        problem = "its history is empty"
-    else:
-        previous = 0
-        for i, record in enumerate(history):
-            missing = [k for k in RECORD_FIELDS if not isinstance(record, dict) or k not in record]
-            if missing:
-                problem = f"record {i} of its history lacks {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}"
-                break
-            bad = [k for k in RECORD_FIELDS if record[k] is not None and
-                   (isinstance(record[k], bool) or not isinstance(record[k], (int, float)))]
-            if bad:
-                problem = f"record {i} of its history has non-numbers in {', '.join(bad[:4])}"
-                break
-            epoch = record["epoch"]
-            if not isinstance(epoch, int) or not previous < epoch <= config.epochs:
-                problem = f"record {i} of its history has epoch {epoch!r} after epoch {previous}"
-                break
-            previous = epoch
-        else:
-            if previous != config.epochs:
-                problem = f"its history ends at epoch {previous}, not at the last epoch {config.epochs}"
-    if problem is not None:
-        raise ValueError(f"{path} is not a finished nclab run result ({problem}); delete it to train the run again")
 
 
 def cache_key(config: TrainConfig, version: str | None = None) -> str:
