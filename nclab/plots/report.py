@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..tables import by_delta, _check_results, delta_label
 from ._base import curve_series, delta_colours, final_mean_std, label_curve_panel, prepare
 
-__all__ = ["training_curves", "delta_summary", "draw_report"]
+__all__ = ["training_curves", "delta_summary"]  # figures; draw_report (below) writes them to files
 
 _PANELS = ("train_error", "test_error", "nc1", "nc2_wh", "nc3", "norms")
 
