@@ -40,6 +40,7 @@ Submodules are imported on first use, so ``import nclab as nc`` is quick and
 from __future__ import annotations
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -52,12 +53,26 @@ _SUBMODULES = (
 __all__ = ["__version__", *_SUBMODULES]
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'nclab' has no attribute {name!r}")
+def _imported_on_first_use(package: str, sources: dict[str, str | None]):
+    """The module ``__getattr__`` of a package whose names are imported on first use.
+
+    ``sources`` maps each such name to the submodule (of ``package``) it comes from, or to None
+    when the name is that submodule itself. The value found is kept in the package, so that the
+    import happens once.
+    """
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str):
+        if name in sources:
+            module = importlib.import_module(f"{package}.{sources[name] or name}")
+            namespace[name] = value = module if sources[name] is None else getattr(module, name)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__getattr__ = _imported_on_first_use(__name__, dict.fromkeys(_SUBMODULES))
 
 
 def __dir__():

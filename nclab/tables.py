@@ -33,7 +33,7 @@ from .evaluate import Outputs
 from .stats import Paired, paired
 from .train import RunResult
 
-__all__ = ["Table", "delta_label", "by_delta", "first_epoch_at_or_below", "common_levels", "nc2_at_nc1"]
+__all__ = ["Table", "text_table", "delta_label", "by_delta", "first_epoch_at_or_below", "common_levels", "nc2_at_nc1"]
 
 
 def _check_results(results) -> list[RunResult]:
@@ -159,31 +159,66 @@ class Table:
         return _grid(f"row − {reference}, paired over {n} seeds: verdict, mean [95% CI]", cells)
 
 
+def text_table(header, rows, align: str = ">", widths=None, sep: str = "  ", page: int | None = None) -> str:
+    """Text cells in aligned columns under a line of column labels: the one text-table layout of nclab.
+
+    :class:`Table` prints through it, and so do the tables of :mod:`nclab.book`.
+
+    Parameters
+    ----------
+    header : the column labels
+    rows : the rows, each a sequence of text cells; a row may stop before the last column
+    align : one character per column, "<" (left) or ">" (right); the last one holds for the
+        columns after it
+    widths : the width of each column; default the widest of its label and cells. A cell wider
+        than its column is printed whole (the rest of its line moves right)
+    sep : the text between two columns
+    page : when given, the columns that would make a line longer than ``page`` characters go to a
+        further block below, after an empty line, which repeats the first column
+
+    Example
+    -------
+    >>> print(text_table(["", "n", "mean"], [["CE", "3", "0.25"], ["LS δ=0.1", "3", "0.5"]], align="<>"))
+              n  mean
+    CE        3  0.25
+    LS δ=0.1  3   0.5
+    """
+    header, rows = list(header), [list(row) for row in rows]
+    if widths is None:
+        widths = [max(len(str(c)) for c in column) for column in _columns([header, *rows])]
+    aligns = [align[min(i, len(align) - 1)] for i in range(len(widths))]
+    blocks: list[list[int]] = []
+    for i in range(1, len(widths)):
+        used = widths[0] + sum(len(sep) + widths[k] for k in blocks[-1]) if blocks else math.inf
+        if not blocks or (page is not None and used + len(sep) + widths[i] > page):
+            blocks.append([])
+        blocks[-1].append(i)
+
+    def line(cells, block) -> str:
+        return sep.join(f"{cells[i]:{aligns[i]}{widths[i]}}" for i in [0, *block] if i < len(cells))
+
+    lines: list[str] = []
+    for i, block in enumerate(blocks or [[]]):
+        lines += ([""] if i else []) + [line(cells, block) for cells in (header, *rows)]
+    return "\n".join(lines)
+
+
+def _columns(rows: list[list]) -> list[list]:
+    """The columns of rows that may stop early: the i-th column holds the i-th cell of each row that has one."""
+    return [[row[i] for row in rows if i < len(row)] for i in range(max(len(row) for row in rows))]
+
+
 def _grid(title: str, cells: dict[str, dict[str, str]], width: int = 78) -> str:
-    """Rows of text cells under a header of column labels, right-aligned.
+    """Rows of text cells under a header of column labels, right-aligned, the row labels left-aligned.
 
     Columns that would make a line longer than ``width`` characters go to a further block below,
     which repeats the row labels, so the text fits a book page without scrolling.
     """
     columns = list(next(iter(cells.values())))
-    labels = list(cells)
-    label_width = max(len(label) for label in labels)
-    column_width = {c: max(len(c), *(len(cells[label][c]) for label in labels)) for c in columns}
-    blocks: list[list[str]] = []
-    for c in columns:
-        used = label_width + sum(2 + column_width[k] for k in blocks[-1]) if blocks else width
-        if used + 2 + column_width[c] > width:
-            blocks.append([])
-        blocks[-1].append(c)
-    lines = [title]
-    for i, block in enumerate(blocks):
-        if i:
-            lines.append("")
-        lines.append(" " * label_width + "".join("  " + c.rjust(column_width[c]) for c in block))
-        for label in labels:
-            lines.append(label.ljust(label_width)
-                         + "".join("  " + cells[label][c].rjust(column_width[c]) for c in block))
-    return "\n".join(lines)
+    if not columns:
+        return title
+    rows = [[label, *(row[c] for c in columns)] for label, row in cells.items()]
+    return title + "\n" + text_table(["", *columns], rows, align="<>", page=width)
 
 
 def first_epoch_at_or_below(result: RunResult, key: str, threshold: float) -> float:

@@ -19,19 +19,14 @@ Submodules are imported on first use: ``nc.book.evidence.chapter2(...)`` works a
 
 from __future__ import annotations
 
-import importlib
+from .. import _imported_on_first_use
 
 _SUBMODULES = ("tables", "evidence", "conditioning", "repository")
 
 __all__ = list(_SUBMODULES)
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'nclab.book' has no attribute {name!r}")
+__getattr__ = _imported_on_first_use(__name__, dict.fromkeys(_SUBMODULES))
 
 
 def __dir__():

@@ -33,6 +33,7 @@ from scipy.stats import spearmanr
 
 from ..descent import ConvergenceResult
 from ..hessian import ConditionNumbers
+from ..tables import text_table
 from .evidence import Evidence
 
 __all__ = ["DEFINITIONS", "QUANTITIES", "POLICIES", "trend", "kappa_table", "step_table",
@@ -89,15 +90,13 @@ def kappa_table(kappas: Sequence[ConditionNumbers]) -> str:
     eigenvalue inside span(W) and the number of zero eigenvalues of the full Hessian.
     """
     kappas = _check_kappas(kappas)
-    lines = [f"{'delta':>5} {'beta':>6} " + " ".join(f"{name:>9}" for name in DEFINITIONS)]
-    for k in kappas:
-        lines.append(f"{k.delta:>5g} {k.beta:>6.4f} "
-                     + " ".join(f"{getattr(k, name):>9.4g}" for name in DEFINITIONS))
-    lines += ["", f"{'delta':>5} {'lambda_max':>10} {'lambda_min+':>11} {'within min':>10} {'zeros':>6}"]
-    for k in kappas:
-        lines.append(f"{k.delta:>5g} {k.full_max:>10.4g} {k.full_min:>11.4g} "
-                     f"{k.within_span_min:>10.4g} {k.num_zero:>6}")
-    return "\n".join(lines)
+    numbers = text_table(["delta", "beta", *DEFINITIONS],
+                         ([f"{k.delta:g}", f"{k.beta:.4f}", *(f"{getattr(k, name):.4g}" for name in DEFINITIONS)]
+                          for k in kappas), widths=[5, 6, *[9] * len(DEFINITIONS)], sep=" ")
+    eigenvalues = text_table(["delta", "lambda_max", "lambda_min+", "within min", "zeros"],
+                             ([f"{k.delta:g}", f"{k.full_max:.4g}", f"{k.full_min:.4g}", f"{k.within_span_min:.4g}",
+                               f"{k.num_zero}"] for k in kappas), widths=[5, 10, 11, 10, 6], sep=" ")
+    return numbers + "\n\n" + eigenvalues
 
 
 def step_table(runs: dict[str, ConvergenceResult]) -> str:
@@ -117,10 +116,10 @@ def step_table(runs: dict[str, ConvergenceResult]) -> str:
     lines = []
     for policy, result in runs.items():
         lines.append(f"{POLICIES[policy]} step: steps until each quantity stays below its threshold")
-        lines.append(f"{'delta':>5} {'step':>6} " + " ".join(f"{short:>6}" for short in QUANTITIES.values()))
-        for row in result.table:
-            counts = " ".join(f"{'never' if row[q] is None else row[q]:>6}" for q in QUANTITIES)
-            lines.append(f"{row['delta']:>5g} {row['lr']:>6.3f} {counts}")
+        lines.append(text_table(["delta", "step", *QUANTITIES.values()],
+                                ([f"{row['delta']:g}", f"{row['lr']:.3f}",
+                                  *("never" if row[q] is None else f"{row[q]}" for q in QUANTITIES)]
+                                 for row in result.table), widths=[5, *[6] * (1 + len(QUANTITIES))], sep=" "))
         lines.append("")
     thresholds = next(iter(runs.values())).thresholds
     lines.append("thresholds: " + ", ".join(f"{QUANTITIES[q]} {t:g}" for q, t in thresholds.items()))
@@ -172,13 +171,12 @@ def correlation_table(kappas: Sequence[ConditionNumbers], runs: dict[str, Conver
     """:func:`rank_correlations` as aligned text: predictors in columns, step counts in rows."""
     rho = rank_correlations(kappas, runs)
     names = list(predictors(kappas))
-    lines = ["Spearman rho across delta: predictors (columns), step counts (rows)",
-             f"{'':>11}" + "".join(f"{name:>9}" for name in names)]
-    for (policy, quantity), row in rho.items():
-        cells = ("   (the same count for every delta, or a run that never settled)" if row is None
-                 else "".join(f"{row[name]:>9.2f}" for name in names))
-        lines.append(f"{POLICIES[policy]:>6} {QUANTITIES[quantity]:>4}" + cells)
-    return "\n".join(lines)
+    rows = [[f"{POLICIES[policy]:>6} {QUANTITIES[quantity]:>4}",
+             *(["   (the same count for every delta, or a run that never settled)"] if row is None
+               else [f"{row[name]:.2f}" for name in names])]
+            for (policy, quantity), row in rho.items()]
+    return ("Spearman rho across delta: predictors (columns), step counts (rows)\n"
+            + text_table(["", *names], rows, widths=[11, *[9] * len(names)], sep=""))
 
 
 # the chapter's conclusions, in words ------------------------------------------------------------

@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 
 from .. import stats
 from ..runs import profile_of, select
+from ..tables import text_table
 from ..train import RunResult
 from . import tables
 
@@ -462,12 +463,10 @@ class ClaimsAtScales:
 
     def __str__(self) -> str:
         names = list(self.scales)
-        width = max(len(c) for c in self.claims)
-        lines = [f"{'claim of the paper':{width}}  " + "  ".join(names)]
-        for claim in self.claims:
-            marks = ["shown" if ok else "not shown" for ok in self.holds(claim).values()]
-            lines.append(f"{claim:{width}}  " + "  ".join(f"{m:{len(n)}}" for m, n in zip(marks, names)))
-        return "\n".join(lines)
+        rows = [[claim, *("shown" if ok else "not shown" for ok in self.holds(claim).values())]
+                for claim in self.claims]
+        return text_table(["claim of the paper", *names], rows, align="<",
+                          widths=[max(len(c) for c in self.claims), *(len(n) for n in names)])
 
     def _repr_html_(self) -> str:
         from html import escape

@@ -76,6 +76,16 @@ def _raised(exercise: str, exc: BaseException) -> Verdict:
                    f"Your code raised {type(exc).__name__}: {exc} (line {where.lineno}).")
 
 
+def _attempt(exercise: str, call: Callable) -> tuple[object, Verdict | None]:
+    """Run the student's code, ``call()``: (its value, None), or (None, the verdict) when it raised."""
+    try:
+        return call(), None
+    except NotImplementedError:
+        return None, _not_attempted(exercise)
+    except Exception as exc:  # the student's bug, reported, never raised
+        return None, _raised(exercise, exc)
+
+
 def check_function(exercise: str, student: Callable, reference: Callable, cases: Iterable[tuple],
                    hint: str, *, rtol: float = 1e-5, atol: float = 1e-7) -> Verdict:
     """Compare ``student(*case)`` with ``reference(*case)`` on every case.
@@ -96,12 +106,9 @@ def check_function(exercise: str, student: Callable, reference: Callable, cases:
     if not callable(student):
         return Verdict(exercise, "wrong", f"Pass your function itself (got a {type(student).__name__}).")
     for number, case in enumerate(cases, start=1):
-        try:
-            got = student(*case)
-        except NotImplementedError:
-            return _not_attempted(exercise)
-        except Exception as exc:  # the student's bug, reported, never raised
-            return _raised(exercise, exc)
+        got, failed = _attempt(exercise, lambda: student(*case))
+        if failed is not None:
+            return failed
         ok, why = _close(got, reference(*case), rtol, atol)
         if not ok:
             return Verdict(exercise, "wrong", f"On random test input {number}, {why}. Hint: {hint}")
@@ -119,12 +126,9 @@ def check_value(exercise: str, student, expected, hint: str, *, rtol: float = 1e
     if student is None or student is Ellipsis:
         return _not_attempted(exercise)
     if callable(student):
-        try:
-            student = student()
-        except NotImplementedError:
-            return _not_attempted(exercise)
-        except Exception as exc:
-            return _raised(exercise, exc)
+        student, failed = _attempt(exercise, student)
+        if failed is not None:
+            return failed
     ok, why = _close(student, expected, rtol, atol)
     if not ok:
         return Verdict(exercise, "wrong", f"{why[0].upper()}{why[1:]}. Hint: {hint}")

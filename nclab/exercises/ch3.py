@@ -23,7 +23,7 @@ import numpy as np
 from nclab import stats, tables
 from nclab.train import RunResult, TrainConfig
 
-from ._core import Verdict, _not_attempted, _raised, as_array, check_function
+from ._core import Verdict, _attempt, as_array, check_function
 
 __all__ = ["first_epoch_at_or_below", "paired_interval"]
 
@@ -81,12 +81,9 @@ def first_epoch_at_or_below(student) -> Verdict:
         return verdict
     # A series that never gets there: the answer must be NaN (check_function rejects NaN).
     epochs = np.arange(2, 41, 2)
-    try:
-        got = student(epochs, np.linspace(1.0, 0.5, epochs.size), 0.1)
-    except NotImplementedError:
-        return _not_attempted(title)
-    except Exception as exc:
-        return _raised(title, exc)
+    got, failed = _attempt(title, lambda: student(epochs, np.linspace(1.0, 0.5, epochs.size), 0.1))
+    if failed is not None:
+        return failed
     try:
         never = as_array(got)
     except (TypeError, ValueError):

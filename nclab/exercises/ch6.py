@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import ufm
-from ._core import Verdict, _not_attempted, _raised, as_array, check_function
+from ._core import Verdict, _attempt, as_array, check_function
 
 __all__ = ["beta", "theorem1_norms", "theorem1_minimizer"]
 
@@ -91,12 +91,10 @@ def theorem1_minimizer(student: Callable) -> Verdict:
             "the multiple of M that Theorem 1 gives, and that the norms of the rows are those of "
             "Exercise 6.2 (zero when β ≥ 1).")
     for number, p in enumerate(_minimizer_problems(), start=1):
-        try:
-            answer = student(p.num_classes, p.per_class, p.dim, p.lambda_W, p.lambda_H, p.delta)
-        except NotImplementedError:
-            return _not_attempted(name)
-        except Exception as exc:  # the student's bug, reported, never raised
-            return _raised(name, exc)
+        answer, failed = _attempt(name, lambda: student(p.num_classes, p.per_class, p.dim, p.lambda_W, p.lambda_H,
+                                                        p.delta))
+        if failed is not None:
+            return failed
         try:
             W, M = answer
             W, M = (torch.as_tensor(as_array(x), dtype=torch.float64) for x in (W, M))

@@ -26,7 +26,7 @@ Example
 
 from __future__ import annotations
 
-import importlib
+from .. import _imported_on_first_use
 
 from .theory import (KAPPA_LABELS, condition_numbers_vs_delta, conditioning_at_delta, gd_convergence,
                      hessian_eigenvalues, spectrum_by_mode, targets_and_loss, theorem1_at_delta, theorem1_vs_delta,
@@ -54,12 +54,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nclab.plots' has no attribute {name!r}")
+__getattr__ = _imported_on_first_use(__name__, _LAZY)
 
 
 def __dir__():

@@ -43,6 +43,29 @@ def prepare(fig, figsize: tuple[float, float]):
     return fig
 
 
+def panel_grid(fig, n: int, most_columns: int, size) -> tuple:
+    """``n`` panels in rows of at most ``most_columns``, the empty places of the last row removed.
+
+    Parameters
+    ----------
+    fig : the ``fig`` of a drawing function (see :func:`prepare`)
+    n : how many panels
+    most_columns : the most panels a row holds
+    size : (columns, rows) -> the size in inches of a new figure
+
+    Returns
+    -------
+    (the figure drawn into, array of its ``n`` axes in reading order)
+    """
+    columns = min(most_columns, n)
+    rows = -(-n // columns)
+    fig = prepare(fig, size(columns, rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
 def delta_colours(deltas) -> dict[float, tuple]:
     """Black for CE, then a purple-to-orange ramp over the positive δ values."""
     positive = sorted(d for d in set(deltas) if d > 0)
@@ -72,6 +95,24 @@ def label_curve_panel(ax, key: str) -> None:
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
+
+
+def first_config(groups):
+    """The config of the first run of δ-grouped runs (as from ``nclab.tables.by_delta``): the model
+    and data set the figure's legend or title names."""
+    return next(iter(groups.values()))[0].config
+
+
+def final_epoch_title(groups, seeds: str) -> str:
+    """The title of a figure of the final epoch against δ: model, data set and ``seeds`` (how they are pooled)."""
+    first = first_config(groups)
+    return f"final epoch against δ ({first.model} on {first.dataset}, {seeds})"
+
+
+def errorbar_vs_delta(ax, deltas, mean_std: tuple, label: str) -> None:
+    """One measure against δ on ``ax``: the mean with ±1 std bars, as :func:`final_mean_std` gives them."""
+    mean, std = mean_std
+    ax.errorbar(deltas, mean, yerr=std, marker="o", capsize=3, label=label)
 
 
 def final_mean_std(groups, key: str) -> tuple[np.ndarray, np.ndarray]:

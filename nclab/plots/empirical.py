@@ -20,7 +20,8 @@ from ..calibration import prediction_entropy, reliability_bins
 from ..metrics import FeatureStats, nc1
 from ..runs import Outputs
 from ..tables import Table, by_delta, _check_levels, _check_outputs, delta_label, nc2_at_nc1
-from ._base import CURVE_PANELS, curve_series, final_mean_std, label_curve_panel, prepare, sweep_colours
+from ._base import (CURVE_PANELS, curve_series, errorbar_vs_delta, final_epoch_title, final_mean_std, first_config,
+                    label_curve_panel, panel_grid, prepare, sweep_colours)
 
 __all__ = ["feature_snapshots", "simplex_snapshots", "training_curves_spread", "nc_plane", "matched_nc2",
            "reliability_diagram", "calibration_vs_delta", "ece_vs_collapse", "entropy_by_correctness"]
@@ -35,6 +36,16 @@ def _check_titles(titles, n: int) -> list[str]:
 
 def _stats(outputs: Outputs) -> FeatureStats:
     return FeatureStats(outputs.logits.shape[1], outputs.features.shape[1]).update(outputs.features, outputs.labels)
+
+
+def _pooled(outputs, temperatures=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits and labels of the outputs of one δ, seeds pooled; with ``temperatures`` (one per
+    output) the logits are first divided by them, in float64."""
+    outputs = _check_outputs(outputs, "outputs_by_delta values")
+    logits = [o.logits for o in outputs]
+    if temperatures is not None:
+        logits = [z.double() / t for z, t in zip(logits, list(temperatures), strict=True)]
+    return torch.cat(logits), torch.cat([o.labels for o in outputs])
 
 
 def feature_snapshots(snapshots, titles, classes=(0, 1, 2), fig: Figure | None = None) -> Figure:
@@ -64,12 +75,8 @@ def feature_snapshots(snapshots, titles, classes=(0, 1, 2), fig: Figure | None =
     classes = [int(c) for c in classes]
     if len(set(classes)) != 3 or not all(0 <= c < K for c in classes):
         raise ValueError(f"classes must be three distinct class indices in [0, {K}), got {classes!r}")
-    columns = min(2, len(snapshots))  # two panels a row keep them legible on a book page
-    rows = -(-len(snapshots) // columns)
-    fig = prepare(fig, (4.3 * columns, 4.0 * rows))
-    axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
-    for ax in axes[len(snapshots):]:
-        ax.remove()
+    # two panels a row keep them legible on a book page
+    fig, axes = panel_grid(fig, len(snapshots), 2, lambda columns, rows: (4.3 * columns, 4.0 * rows))
     for ax, out, title in zip(axes, snapshots, titles):
         stats = _stats(out)
         means = stats.means.numpy()[classes]
@@ -177,10 +184,8 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
     if not keys or unknown:
         raise ValueError(f"keys must be a non-empty list among {', '.join(CURVE_PANELS)}; got {keys!r}")
     colours = sweep_colours(groups)
-    columns = min(3, len(keys))
-    rows = -(-len(keys) // columns)
-    fig = prepare(fig, (3.4 * columns + (2.2 if len(keys) == 1 else 0), 3.0 * rows))
-    axes = np.atleast_1d(fig.subplots(rows, columns)).flatten()
+    fig, axes = panel_grid(fig, len(keys), 3,
+                           lambda columns, rows: (3.4 * columns + (2.2 if len(keys) == 1 else 0), 3.0 * rows))
     for delta, runs in groups.items():
         epochs = runs[0].epochs
         if any(not np.array_equal(r.epochs, epochs) for r in runs):
@@ -192,13 +197,11 @@ def training_curves_spread(results, keys=("train_error", "test_error", "nc1", "n
                 label = f"{delta_label(delta)} ({len(runs)} seeds)" if style == "-" else None
                 ax.plot(epochs, mean, style, color=colours[delta], lw=1.6, label=label)
                 ax.fill_between(epochs, mean - std, mean + std, color=colours[delta], alpha=0.2, lw=0)
-    first = next(iter(groups.values()))[0].config
+    first = first_config(groups)
     for ax, key in zip(axes, keys):
         for milestone in first.milestones if first.schedule == "step" else []:
             ax.axvline(milestone, color="0.5", ls=":", lw=1)
         label_curve_panel(ax, key)
-    for ax in axes[len(keys):]:
-        ax.remove()
     if len(keys) == 1:   # one panel: the legend beside it, clear of the curves
         axes[0].legend(title=f"{first.model} on {first.dataset}", fontsize=8, loc="upper left",
                        bbox_to_anchor=(1.02, 1.0))
@@ -318,11 +321,8 @@ def reliability_diagram(outputs_by_delta, deltas, temperatures=None, n_bins: int
     fig = prepare(fig, (4.2 * len(deltas), 5.0))
     axes = fig.subplots(2, len(deltas), squeeze=False, height_ratios=[3, 1], sharex=True)
     for col, delta in enumerate(deltas):
-        outs = _check_outputs(outputs_by_delta[delta], "outputs_by_delta values")
-        scale = [1.0] * len(outs) if temperatures is None else list(temperatures[delta])
-        logits = torch.cat([o.logits.double() / t for o, t in zip(outs, scale, strict=True)])
-        labels = torch.cat([o.labels for o in outs])
-        bins = reliability_bins(logits, labels, n_bins)
+        logits, labels = _pooled(outputs_by_delta[delta], None if temperatures is None else temperatures[delta])
+        bins = reliability_bins(logits.double(), labels, n_bins)
         centres = (bins.edges[:-1] + bins.edges[1:]) / 2
         width = bins.edges[1] - bins.edges[0]
         top, bottom = axes[0, col], axes[1, col]
@@ -371,8 +371,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
     axes = fig.subplots(2, 2).flatten()
 
     def draw(ax, means_and_stds, label):
-        mean, std = means_and_stds
-        ax.errorbar(deltas, mean, yerr=std, marker="o", capsize=3, label=label)
+        errorbar_vs_delta(ax, deltas, means_and_stds, label)
 
     def from_table(column):
         cells = [calibration.values[lab][column] for lab in labels]
@@ -394,8 +393,7 @@ def calibration_vs_delta(results, calibration, fig: Figure | None = None) -> Fig
         ax.set(title=title, xlabel="δ", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    first = next(iter(groups.values()))[0].config
-    fig.suptitle(f"final epoch against δ ({first.model} on {first.dataset}, mean ± std over seeds)")
+    fig.suptitle(final_epoch_title(groups, "mean ± std over seeds"))
     return fig
 
 
@@ -458,9 +456,7 @@ def entropy_by_correctness(outputs_by_delta, fig: Figure | None = None) -> Figur
     fig = prepare(fig, (min(9.5, 1.3 * len(deltas) + 2.5), 4.2))
     ax = fig.subplots()
     for i, delta in enumerate(deltas):
-        outs = _check_outputs(outputs_by_delta[delta], "outputs_by_delta values")
-        logits = torch.cat([o.logits for o in outs])
-        labels = torch.cat([o.labels for o in outs])
+        logits, labels = _pooled(outputs_by_delta[delta])
         entropy = prediction_entropy(logits).numpy()
         correct = (logits.argmax(1) == labels).numpy()
         for offset, part, colour in ((-0.18, correct, "C0"), (0.18, ~correct, "C3")):

@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..tables import by_delta, _check_results, delta_label
-from ._base import curve_series, delta_colours, final_mean_std, label_curve_panel, prepare
+from ._base import (curve_series, delta_colours, errorbar_vs_delta, final_epoch_title, final_mean_std,
+                    label_curve_panel, prepare)
 
 __all__ = ["training_curves", "delta_summary"]  # figures; draw_report (below) writes them to files
 
@@ -97,8 +98,7 @@ def delta_summary(results, fig: Figure | None = None) -> Figure:
     ]
     for ax, series, ylabel, log in panels:
         for key, label in series:
-            mean, std = final_mean_std(groups, key)
-            ax.errorbar(deltas, mean, yerr=std, marker="o", capsize=3, label=label)
+            errorbar_vs_delta(ax, deltas, final_mean_std(groups, key), label)
         ax.set_xlabel("δ")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -107,9 +107,7 @@ def delta_summary(results, fig: Figure | None = None) -> Figure:
         if len(series) > 1:
             ax.legend()
     seeds = max(len(runs) for runs in groups.values())
-    first = next(iter(groups.values()))[0].config
-    fig.suptitle(f"final epoch against δ ({first.model} on {first.dataset}, "
-                 f"{seeds} seed{'s' if seeds > 1 else ''} per δ)")
+    fig.suptitle(final_epoch_title(groups, f"{seeds} seed{'s' if seeds > 1 else ''} per δ"))
     return fig
 
 

@@ -45,6 +45,8 @@ _MODE_COLOURS = {"within/span": ("C3", "within-class, inside span(W)"),
                  "within/outside": ("C1", "within-class, outside span(W)"),
                  "mean/outside": ("C2", "class means and W, outside span(W)"),
                  "mean/": ("C0", "class means, W and b, inside span(W)")}
+# A legend under the axes, for panels whose curves fill the whole plot.
+_LEGEND_BELOW = dict(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
 _GD_QUANTITIES = {"objective_gap": "objective gap f − f*", "nc1": "NC1",
                   "w_norm": "relative error of mean ‖w_k‖", "h_norm": "relative error of mean ‖μ_k‖"}
 
@@ -186,7 +188,7 @@ def spectrum_by_mode(spectrum, xlim: tuple[float, float] | None = None, title: s
     ax.set(xlabel="eigenvalue λ (log)", ylabel="multiplicity (log)",
            title=title or f"{spectrum.dim} eigenvalues, {spectrum.num_zero()} of them zero (not shown)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    ax.legend(**_LEGEND_BELOW)
     return fig
 
 
@@ -221,7 +223,7 @@ def condition_numbers_vs_delta(kappas, keys=tuple(KAPPA_LABELS), title: str | No
     ax.set(xlabel="label smoothing δ", ylabel="condition number κ (log)",
            title=title or "condition numbers at the minimizer")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    ax.legend(**_LEGEND_BELOW)
     return fig
 
 
@@ -278,6 +280,16 @@ def gd_convergence(result, problem, quantities=tuple(_GD_QUANTITIES), highlight:
 # figures of one δ, for the δ explorers (chapters 1, 6-8) ------------------------------
 
 
+def _class_bars(ax, grey: tuple, blue: tuple, ylabel: str, title: str) -> None:
+    """Two probability vectors over the classes side by side, each a (values, label) pair: a grey
+    reference and a blue one."""
+    K = len(grey[0])
+    for offset, (values, label), colour in ((-0.2, grey, "0.75"), (0.2, blue, "C0")):
+        ax.bar(np.arange(K) + offset, values, width=0.4, color=colour, label=label)
+    ax.set(xlabel="class", ylabel=ylabel, ylim=(0, 1.05), xticks=range(K), title=title)
+    ax.legend(loc="upper right", fontsize=8)
+
+
 def targets_and_loss(delta: float, num_classes: int = 5, fig: Figure | None = None) -> Figure:
     """Smoothed target and the LS loss against the logit margin, for one δ (chapters 1 and 8).
 
@@ -307,11 +319,8 @@ def targets_and_loss(delta: float, num_classes: int = 5, fig: Figure | None = No
     fig = prepare(fig, (9.0, 3.6))
     ax_q, ax_loss = fig.subplots(1, 2)
     q = losses.smoothed_targets([0], K, delta)[0].numpy()
-    ax_q.bar(np.arange(K) - 0.2, np.eye(K)[0], width=0.4, color="0.75", label="one-hot (CE)")
-    ax_q.bar(np.arange(K) + 0.2, q, width=0.4, color="C0", label="smoothed target q")
-    ax_q.set(xlabel="class", ylabel="target probability", ylim=(0, 1.05), xticks=range(K),
-             title="targets for a sample of class 0")
-    ax_q.legend(loc="upper right", fontsize=8)
+    _class_bars(ax_q, (np.eye(K)[0], "one-hot (CE)"), (q, "smoothed target q"), "target probability",
+                "targets for a sample of class 0")
     m = np.linspace(0, 12, 300)
     ax_loss.plot(m, losses.margin_loss(m, K, 0.0), color="0.6", label="CE (δ = 0)")
     ax_loss.plot(m, losses.margin_loss(m, K, delta), color="C0", label="LS")
@@ -425,11 +434,8 @@ def ufm_geometry(delta: float, num_classes: int = 3, per_class: int = 100, lambd
     p[0] = confidence
     q = np.full(K, delta / K)
     q[0] += 1 - delta
-    ax_p.bar(np.arange(K) - 0.2, q, width=0.4, color="0.75", label="smoothed target q")
-    ax_p.bar(np.arange(K) + 0.2, p, width=0.4, color="C0", label=f"softmax at the minimizer (p*(β) = {confidence:.3f})")
-    ax_p.set(xlabel="class", ylabel="probability", ylim=(0, 1.05), xticks=range(K),
-             title=f"a sample of class 0: margin {t['margin'][1]:.2f}")
-    ax_p.legend(fontsize=8, loc="upper right")
+    _class_bars(ax_p, (q, "smoothed target q"), (p, f"softmax at the minimizer (p*(β) = {confidence:.3f})"),
+                "probability", f"a sample of class 0: margin {t['margin'][1]:.2f}")
     return fig
 
 
@@ -460,8 +466,7 @@ def theorem1_at_delta(delta: float, num_classes: int = 10, per_class: int = 5000
     """
     delta, K = check_delta(delta), check_num_classes(num_classes)
     curves = theorem1_curves(K, per_class, lambda_W, lambda_H, _curve_grid(delta, max_delta))
-    fig = prepare(fig, (9.5, 7))
-    top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.25))
+    fig, top, bottom = _above_and_below(fig, 1.25)
     theorem1_vs_delta(curves, highlight=delta, fig=top)
     ufm_geometry(delta, K, per_class, lambda_W, lambda_H, fig=bottom)
     return fig
@@ -506,17 +511,30 @@ def theory_at_delta(delta: float, num_classes: int = 10, per_class: int = 5000, 
     problem = UFM(num_classes, per_class, dim, lambda_W, lambda_H, lambda_b)
     grid = [check_delta(d, "kappa_deltas") for d in kappa_deltas]
     curves = theorem1_curves(problem.num_classes, per_class, lambda_W, lambda_H, _curve_grid(delta, max(grid)))
-    fig = prepare(fig, (9.5, 7))
-    top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.15))
+    fig, top, bottom = _above_and_below(fig, 1.15)
     theorem1_vs_delta(curves, highlight=delta, fig=top)
     ax_conf = top.axes[2]
     ax_conf.plot(curves["delta"], 1 - curves["confidence"], color="C4", ls="--", label="training ECE = 1 − p*(β)")
     ax_conf.legend(fontsize=7)
-    left, right = bottom.subfigures(1, 2)
-    _draw_kappas(left, problem, delta, grid, "condition numbers (chapter 7)")
-    spectrum_by_mode(_reduced_spectrum(problem, delta), xlim=_spectrum_range(problem, grid), fig=right,
-                     title=f"Hessian spectrum at δ = {delta:g}")
+    _kappas_and_spectrum(bottom, problem, delta, grid, "condition numbers (chapter 7)",
+                         f"Hessian spectrum at δ = {delta:g}")
     return fig
+
+
+def _above_and_below(fig, lower: float) -> tuple:
+    """``fig`` prepared (a new one is 9.5 x 7 inches), and two SubFigures in it, one above the other
+    (heights 1 and ``lower``)."""
+    fig = prepare(fig, (9.5, 7))
+    return (fig, *fig.subfigures(2, 1, height_ratios=(1, lower)))
+
+
+def _kappas_and_spectrum(fig, problem, delta: float, grid, kappa_title: str, spectrum_title: str) -> None:
+    """Side by side in ``fig``: the condition numbers over ``grid`` with ``delta`` marked, and the Hessian
+    spectrum at ``delta`` on an eigenvalue axis that holds the spectra of the whole grid."""
+    left, right = fig.subfigures(1, 2)
+    _draw_kappas(left, problem, delta, grid, kappa_title)
+    spectrum_by_mode(_reduced_spectrum(problem, delta), xlim=_spectrum_range(problem, grid), fig=right,
+                     title=spectrum_title)
 
 
 def _spectrum_range(problem, deltas) -> tuple[float, float]:
@@ -565,12 +583,9 @@ def conditioning_at_delta(delta: float, result, problem: UFM, fig: Figure | None
     delta = check_delta(delta)
     deltas = sorted(result.trajectories)
     nearest = min(deltas, key=lambda d: abs(d - delta))
-    fig = prepare(fig, (9.5, 7))
-    top, bottom = fig.subfigures(2, 1, height_ratios=(1, 1.15))
+    fig, top, bottom = _above_and_below(fig, 1.15)
     gd_convergence(result, problem, quantities=("objective_gap", "nc1"), highlight=nearest, fig=top)
-    left, right = bottom.subfigures(1, 2)
-    _draw_kappas(left, problem, nearest, deltas, "condition numbers at the minimizer")
     spectrum = _reduced_spectrum(problem, nearest)
-    spectrum_by_mode(spectrum, xlim=_spectrum_range(problem, deltas), fig=right,
-                     title=f"Hessian at δ = {nearest:g}: κ = {spectrum.max / spectrum.min_nonzero():.3g}")
+    _kappas_and_spectrum(bottom, problem, nearest, deltas, "condition numbers at the minimizer",
+                         f"Hessian at δ = {nearest:g}: κ = {spectrum.max / spectrum.min_nonzero():.3g}")
     return fig
