@@ -11,8 +11,8 @@ them.
 Where :func:`load` looks, in order:
 
 1. ``$NCLAB_RESULTS/<name>`` when ``NCLAB_RESULTS`` is set (a local copy of ``results/``);
-2. ``results/<name>`` in the book's repository (the nearest folder at or above the working
-   directory that holds ``_config.yml``, or the folder above an editable install of the package);
+2. ``results/<name>`` in the book's repository, when the package is imported from a source
+   checkout of it (:func:`nclab.settings.checkout`; the working directory plays no part);
 3. a copy fetched earlier into the result cache (``<cache>/published/<name>``);
 4. the repository on the web (:func:`results_url`: ``$NCLAB_RESULTS_URL``, else
    :data:`RESULTS_URL`, the raw ``results/`` files of the book's repository): every file the
@@ -60,6 +60,7 @@ import numpy as np
 import pooch
 import torch
 
+from . import settings
 from ._checks import check_positive_int
 from ._files import _umask
 from .evaluate import Outputs, outputs
@@ -507,13 +508,12 @@ def _read(folder: Path, name: str) -> Bundle:
 
 
 def _repository_folder(name: str) -> Path | None:
-    here = Path.cwd().resolve()
-    for base in (*(f for f in (here, *here.parents) if (f / "_config.yml").exists()),
-                 Path(__file__).resolve().parents[1]):
-        _recover(base / "results" / name)
-        if (base / "results" / name / MANIFEST).exists():
-            return base / "results" / name
-    return None
+    """``results/<name>`` of the source checkout the package is imported from, when it holds that bundle."""
+    base = settings.checkout()
+    if base is None:
+        return None
+    _recover(base / "results" / name)
+    return base / "results" / name if (base / "results" / name / MANIFEST).exists() else None
 
 
 # Fetching a published bundle --------------------------------------------------------------------
@@ -564,7 +564,7 @@ def results_url() -> str:
     ...     print(results_url())
     file:///srv/nclab/results
     """
-    return os.environ.get("NCLAB_RESULTS_URL") or RESULTS_URL
+    return settings.results_url(RESULTS_URL)
 
 
 def _fetch(name: str, target: Path) -> None:
@@ -584,8 +584,9 @@ def _fetch(name: str, target: Path) -> None:
 def locate(name: str, *, fetch: bool = True) -> Path:
     """The folder of bundle ``name``: a local copy, the repository's, a cached download, or a fresh download."""
     check_name(name)
-    if os.environ.get("NCLAB_RESULTS"):
-        folder = Path(os.environ["NCLAB_RESULTS"]).expanduser() / name
+    local = settings.results_dir()
+    if local is not None:
+        folder = local / name
         if not (folder / MANIFEST).exists():
             raise FileNotFoundError(f"NCLAB_RESULTS is set, but {folder} holds no {MANIFEST}")
         return folder

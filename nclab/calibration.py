@@ -237,7 +237,7 @@ def _ece_per_temperature(
     return torch.cat(errors)
 
 
-def fit_temperature(logits, labels, method: str = "nll", n_bins: int = 15) -> float:
+def fit_temperature(logits, labels, *, method: str = "nll", n_bins: int = 15) -> float:
     """Temperature T that calibrates ``logits / T`` on a held-out split (chapter 5).
 
     Temperature scaling (Guo et al. 2017) divides all logits by one scalar T > 0: predictions

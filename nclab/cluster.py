@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import settings
 from ._checks import check_positive_int
 from .train import RESULT, RunResult, TrainConfig, train
 
@@ -121,7 +122,7 @@ def submit(configs: list[TrainConfig], folders: list[Path], *, executor: str = "
         jobs = ex.map_array(TrainJob(), [c.to_dict() for c in todo.values()], list(todo))
     if not wait:
         return jobs
-    show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
+    show = settings.progress() and progress
     with tqdm(total=len(configs), initial=len(configs) - len(todo), desc="jobs", unit="run", disable=not show) as bar:
         pending = list(jobs)
         while pending:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import settings
 from ._checks import check_num_classes, check_positive_int
 from ._files import _write_atomically
 
@@ -94,7 +95,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     """The folder datasets are read from: ``root``, else ``$NCLAB_DATA``, else ``~/.nclab/data``."""
     if root is not None:
         return Path(root).expanduser()
-    return Path(os.environ.get("NCLAB_DATA", "~/.nclab/data")).expanduser()
+    return settings.data_dir()
 
 
 def load(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
@@ -143,7 +144,10 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     if split != "test":
         val = _val_mask(labels, num_classes)
         keep = val if split == "val" else ~val
-        images, labels = images[keep], labels[keep]
+        images, labels = images[keep], labels[keep]   # indexing copies
+    else:
+        # _read's tensors are cached for the process: the caller gets its own copy to change
+        images, labels = images.clone(), labels.clone()
     if train_size is not None:
         if split != "train":
             raise ValueError(f"train_size applies to the 'train' split only, not {split!r}")

@@ -122,7 +122,7 @@ def _settling_step(steps: np.ndarray, values: np.ndarray, threshold: float) -> i
     return int(steps[first_good]) if first_good < len(steps) else None
 
 
-def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3), num_classes: int = 4,
+def convergence_experiment(deltas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3), *, num_classes: int = 4,
                            per_class: int = 5, dim: int = 6, lambda_W: float = 5e-3, lambda_H: float = 5e-3,
                            lambda_b: float = 5e-3, steps: int = 3000, lr: float | str = "auto",
                            seed: int = 0, init_scale: float = 0.1,
@@ -226,7 +226,7 @@ class SolverCheck:
     rounding: float
 
 
-def check_solver(problem: UFM, seed: int = 0, steps: int = 500, method: str = "lbfgs") -> SolverCheck:
+def check_solver(problem: UFM, seed: int = 0, *, steps: int = 500, method: str = "lbfgs") -> SolverCheck:
     """Solve ``problem`` from the random start ``seed`` and compare the solution with Theorem 1 (chapter 6).
 
     A solver that found the global minimum shows a gap of a few units of float64 rounding and
@@ -253,7 +253,7 @@ def check_solver(problem: UFM, seed: int = 0, steps: int = 500, method: str = "l
     sol, traj = problem.solve(method, steps=steps, seed=seed, log_every=steps)
     if problem.beta < 1:  # relative errors of the norms, and the collapse measures
         norms = (abs(sol.w_norm / best.w_norm - 1), abs(sol.h_norm / best.h_norm - 1))
-        collapse = (traj.nc1[-1], traj.nc2[-1], traj.nc3[-1])
+        collapse = (traj.nc1[-1], traj.nc2_wh[-1], traj.nc3[-1])
     else:  # the minimizer is zero: the norms themselves; no collapse to measure
         norms, collapse = (sol.w_norm, sol.h_norm), (math.nan,) * 3
     gap = sol.objective - best.objective

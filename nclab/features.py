@@ -60,7 +60,7 @@ class FeatureStats:
     (torch.Size([3, 4]), torch.Size([4, 4]))
     """
 
-    def __init__(self, num_classes: int, dim: int, device: str | torch.device | None = None):
+    def __init__(self, num_classes: int, dim: int, *, device: str | torch.device | None = None):
         self.num_classes = check_num_classes(num_classes)
         self.dim = check_positive_int(dim, "dim")
         self.device = None if device is None else torch.device(device)

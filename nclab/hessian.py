@@ -124,7 +124,7 @@ def dense_hessian(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -
     return 0.5 * (hessian + hessian.T)
 
 
-def orbit_dimension(W: torch.Tensor, H: torch.Tensor, rtol: float = 1e-9) -> int:
+def orbit_dimension(W: torch.Tensor, H: torch.Tensor, *, rtol: float = 1e-9) -> int:
     """Dimension of the rotation orbit {(W Q, Q^T H) : Q orthogonal} through (W, H).
 
     With r the rank of [W^T, H] (the span of the classifier rows and the features) in R^d,
@@ -481,7 +481,7 @@ def hessian_vector_product(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.
     return lambda v: torch.autograd.grad(grad, theta, grad_outputs=v.to(DTYPE), retain_graph=True)[0]
 
 
-def lanczos_extremes(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, tol: float = 1e-10,
+def lanczos_extremes(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, *, tol: float = 1e-10,
                      maxiter: int | None = None, seed: int = 0) -> tuple[float, float]:
     """Largest and smallest nonzero Hessian eigenvalues by Lanczos (ARPACK), from autograd
     Hessian-vector products: an independent check of :func:`reduced_spectrum` (chapter 7).

@@ -48,7 +48,7 @@ def smoothed_targets(labels, num_classes: int, delta: float) -> torch.Tensor:
     return (1.0 - delta) * onehot + delta / num_classes
 
 
-def label_smoothing_loss(logits, labels, delta: float, reduction: str = "mean") -> torch.Tensor:
+def label_smoothing_loss(logits, labels, delta: float, *, reduction: str = "mean") -> torch.Tensor:
     """The label-smoothing loss: cross-entropy against the smoothed target.
 
     ``-(sum_k q_k log softmax(z)_k)`` with ``q`` from :func:`smoothed_targets`, averaged over the

@@ -441,7 +441,7 @@ class CollapseReport:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
-def collapse_report(stats: FeatureStats, W, b=None, nc4: float | None = None) -> CollapseReport:
+def collapse_report(stats: FeatureStats, W, *, b=None, nc4: float | None = None) -> CollapseReport:
     """All NC measures from feature statistics and the classifier (chapter 2).
 
     Parameters

@@ -41,7 +41,7 @@ class Classifier(nn.Module):
 class MLP(Classifier):
     """``depth`` hidden layers Linear -> BatchNorm -> ReLU of ``width`` units on flattened images."""
 
-    def __init__(self, num_classes: int, in_features: int, width: int = 256, depth: int = 3):
+    def __init__(self, num_classes: int, in_features: int, *, width: int = 256, depth: int = 3):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(depth):
@@ -58,7 +58,7 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
 class SmallCNN(Classifier):
     """Three 3x3 conv blocks (width, 2*width, 4*width channels), one 2x2 max-pool, global average pool."""
 
-    def __init__(self, num_classes: int, in_channels: int, width: int = 32):
+    def __init__(self, num_classes: int, in_channels: int, *, width: int = 32):
         super().__init__()
         self.body = nn.Sequential(
             *_conv_bn(in_channels, width), *_conv_bn(width, 2 * width), nn.MaxPool2d(2),
@@ -70,7 +70,7 @@ class SmallCNN(Classifier):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, c_in: int, channels: int, stride: int = 1):
+    def __init__(self, c_in: int, channels: int, *, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -87,7 +87,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, c_in: int, channels: int, stride: int = 1):
+    def __init__(self, c_in: int, channels: int, *, stride: int = 1):
         super().__init__()
         c_out = self.expansion * channels
         self.conv1 = nn.Conv2d(c_in, channels, 1, bias=False)
@@ -115,14 +115,14 @@ class ResNet(Classifier):
     """CIFAR-style ResNet: 3x3 stem, four stages (width, 2w, 4w, 8w channels), global average pool."""
 
     def __init__(self, block: type[BasicBlock | Bottleneck], stage_depths: tuple[int, ...],
-                 num_classes: int, in_channels: int, width: int = 64):
+                 num_classes: int, in_channels: int, *, width: int = 64):
         super().__init__()
         layers = _conv_bn(in_channels, width)
         c_in = width
         for i, depth in enumerate(stage_depths):
             for j in range(depth):
                 stride = 2 if i > 0 and j == 0 else 1
-                layers.append(block(c_in, width * 2**i, stride))
+                layers.append(block(c_in, width * 2**i, stride=stride))
                 c_in = block.expansion * width * 2**i
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c_in, num_classes)
@@ -131,7 +131,7 @@ class ResNet(Classifier):
 class VGG(Classifier):
     """VGG11 with batch norm; max-pools stop once the map is 1x1, so small images work too."""
 
-    def __init__(self, num_classes: int, in_channels: int, image_size: int, width: int = 64):
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, *, width: int = 64):
         super().__init__()
         plan = [1, "pool", 2, "pool", 4, 4, "pool", 8, 8, "pool", 8, 8, "pool"]
         layers: list[nn.Module] = []
@@ -180,11 +180,11 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int = 32,
     in_channels, image_size, width = (check_positive_int(value, arg) for arg, value in
                                       (("in_channels", in_channels), ("image_size", image_size), ("width", width)))
     if name == "mlp":
-        return MLP(num_classes, in_channels * image_size**2, width)
+        return MLP(num_classes, in_channels * image_size**2, width=width)
     if name == "cnn":
-        return SmallCNN(num_classes, in_channels, width)
+        return SmallCNN(num_classes, in_channels, width=width)
     if name == "resnet18":
-        return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, width)
+        return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, width=width)
     if name == "resnet50":
-        return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, width)
-    return VGG(num_classes, in_channels, image_size, width)
+        return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, width=width)
+    return VGG(num_classes, in_channels, image_size, width=width)

@@ -39,9 +39,10 @@ of what, and about how long they take (from the runs already finished, else from
 
 Cache
 -----
-``$NCLAB_CACHE`` if set; else ``.nclab-cache/`` in the nearest folder at or above the working
-directory that holds the book's ``_config.yml`` (so the repository root and ``book/`` share one
-cache); else ``~/.cache/nclab``. Each run is a folder ``<dataset>-<model>-delta<δ>-seed<s>-<key>``
+``$NCLAB_CACHE`` if set; else, when the package is imported from a source checkout of the book
+(:func:`nclab.settings.checkout`), ``.nclab-cache/`` in that checkout (so ``make book``, the
+chapters and the tests share the repository's cache); else ``~/.cache/nclab``. The working
+directory plays no part. Each run is a folder ``<dataset>-<model>-delta<δ>-seed<s>-<key>``
 holding ``result.json`` (config, history, provenance; plain JSON), ``checkpoint.pt`` and ``.lock``.
 One process at a time owns a run folder (a file lock): a second process asking for the same run
 waits for the first to finish and reads its result, and every read checks that the stored config
@@ -60,6 +61,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import settings
 from ._checks import check_known_fields, check_positive_int, check_str
 from ._deltas import SWEEP_DELTAS  # the paper's first δ sweep
 from .evaluate import Outputs, outputs, outputs_by_delta
@@ -101,12 +103,7 @@ RUN_SECONDS: dict[str, float | None] = {"quick": 5.0, "fashion": 300.0, "fashion
 
 def default_profile() -> str:
     """``$NCLAB_PROFILE`` if set, else "quick" (whatever the hardware: larger profiles only on request)."""
-    name = os.environ.get("NCLAB_PROFILE")
-    if name:
-        if name not in PROFILES:
-            raise ValueError(f"NCLAB_PROFILE must be one of {', '.join(PROFILES)}; got {name!r}")
-        return name
-    return "quick"
+    return settings.profile(PROFILES)
 
 
 def profile_of(cfg: TrainConfig) -> str | None:
@@ -189,20 +186,15 @@ def config(profile: str | None = None, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def grid(profile: str | None = None, deltas=(0.0, 0.05, 0.1), seeds=(0, 1, 2), **overrides) -> list[TrainConfig]:
+def grid(profile: str | None = None, deltas=(0.0, 0.05, 0.1), *, seeds=(0, 1, 2), **overrides) -> list[TrainConfig]:
     """Configs for every (δ, seed) pair of a profile: the usual CE-versus-LS sweep (chapter 3, 4, 5)."""
     return [config(profile, delta=d, seed=s, **overrides) for d in deltas for s in seeds]
 
 
 def cache_dir() -> Path:
-    """Where finished runs are kept: ``$NCLAB_CACHE``, else ``<book root>/.nclab-cache``, else ``~/.cache/nclab``."""
-    if os.environ.get("NCLAB_CACHE"):
-        return Path(os.environ["NCLAB_CACHE"]).expanduser()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_config.yml").exists():
-            return folder / ".nclab-cache"
-    return Path("~/.cache/nclab").expanduser()
+    """Where finished runs are kept: ``$NCLAB_CACHE``, else ``<checkout>/.nclab-cache`` when the package is
+    imported from a source checkout of the book, else ``~/.cache/nclab`` (:func:`nclab.settings.cache_dir`)."""
+    return settings.cache_dir()
 
 
 # The key and the folder name are defined next to RunResult, which checks a cached result's folder.
@@ -246,16 +238,7 @@ def get(cfg: TrainConfig, *, progress: bool = True, wait: bool = True) -> RunRes
 
 def default_workers() -> int:
     """Worker processes of a sweep: ``$NCLAB_WORKERS`` if set, else one per CPU core available to this process."""
-    value = os.environ.get("NCLAB_WORKERS")
-    if value:
-        try:
-            workers = int(value)
-        except ValueError:
-            workers = 0
-        if workers < 1:
-            raise ValueError(f"NCLAB_WORKERS must be a positive integer, got {value!r}")
-        return workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return settings.workers()
 
 
 def _train_in_worker(values: dict, folder: str) -> str | None:
@@ -274,7 +257,7 @@ def _train_in_worker(values: dict, folder: str) -> str | None:
     return folder
 
 
-def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None = None,
+def sweep(configs: list[TrainConfig], progress: bool = True, *, workers: int | None = None,
           executor: str = "processes", **cluster) -> list[RunResult]:
     """Results of several configs, in order; finished runs come from the cache, the rest are trained.
 
@@ -312,7 +295,7 @@ def sweep(configs: list[TrainConfig], progress: bool = True, workers: int | None
     workers = check_positive_int(workers, "workers")
     folders = [run_dir(c) for c in configs]
     todo = {str(f): c for f, c in zip(folders, configs) if not (f / RESULT).exists()}
-    show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
+    show = settings.progress() and progress
     if show and todo:
         print(plan(configs, workers), flush=True)
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="sweep", unit="run", disable=not show)

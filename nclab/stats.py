@@ -133,7 +133,7 @@ def paired(a, b, confidence: float = 0.95) -> Paired:
     return Paired(n, mean, low, high, confidence, lower_in, higher_in, p_sign, verdict, int((~both).sum()))
 
 
-def ece_interval(logits, labels, n_bins: int = 20, temperatures=None, confidence: float = 0.95,
+def ece_interval(logits, labels, *, n_bins: int = 20, temperatures=None, confidence: float = 0.95,
                  n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Mean test ECE of several networks on one test split, with a bootstrap interval over test samples.
 

@@ -52,7 +52,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 import nclab
-from . import data, models
+from . import data, models, settings
 from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, check_device, check_int, check_known_fields,
                       check_milestones, check_positive_number, check_str, resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
@@ -67,7 +67,7 @@ __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at",
 RESULT = "result.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Everything that defines a training run; equal configs give equal runs.
 
@@ -248,7 +248,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    show = progress and os.environ.get("NCLAB_PROGRESS", "1") != "0"
+    show = settings.progress() and progress
     if run_dir is None:
         with _cpu_threads(config.threads):
             return _train(config, None, True, show)

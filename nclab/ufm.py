@@ -142,7 +142,10 @@ class UFMSolution:
     H : (d, N) float64 features, class-major columns
     b : (K,) float64 bias
     w_norm : mean over classes of ||w_k||
-    h_norm : mean over classes of ||mu_k||, the norms of the class means of H
+    h_norm : mean over classes of ||mu_k - mu_G||, the norms of the centred class means of H (as in
+        :class:`Trajectory` and :class:`nclab.metrics.CollapseReport`). At Theorem 1's minimizer the
+        class means form a simplex ETF, whose global mean mu_G is 0, so it is also the mean ||mu_k||
+        of the theorem (:func:`theorem1_curves`' "h_norm")
     margin : mean over samples of z_y - max_{j != y} z_j, with z = W h + b
     confidence : mean over samples of the softmax probability of the true class
     objective : the UFM objective at (W, H, b)
@@ -174,7 +177,7 @@ class Trajectory:
     objective : UFM objective
     grad_norm : Euclidean norm of the full gradient in (W, H, b)
     nc1 : within-class variability, tr(Sigma_W Sigma_B^+)/K (:func:`nclab.metrics.nc1`)
-    nc2 : the classifier-feature ETF distance plotted in the paper (:func:`nclab.metrics.nc2_wh`)
+    nc2_wh : the classifier-feature ETF distance plotted in the paper (:func:`nclab.metrics.nc2_wh`)
     nc3 : self-duality distance (:func:`nclab.metrics.nc3`)
     w_norm : mean ‖w_k‖ (:func:`nclab.metrics.mean_w_norm`)
     h_norm : mean ||mu_k - mu_G|| (:func:`nclab.metrics.mean_h_norm`)
@@ -184,7 +187,7 @@ class Trajectory:
     objective: np.ndarray
     grad_norm: np.ndarray
     nc1: np.ndarray
-    nc2: np.ndarray
+    nc2_wh: np.ndarray
     nc3: np.ndarray
     w_norm: np.ndarray
     h_norm: np.ndarray
@@ -268,7 +271,7 @@ class UFM:
 
     # objective and gradient ------------------------------------------------------------------
 
-    def check_point(self, W, H, b, num_columns: int | None = None,
+    def check_point(self, W, H, b, *, num_columns: int | None = None,
                     H_name: str = "H") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Check that (W, H, b) is a point of this problem: floating-point tensors of the right shapes.
 
@@ -332,7 +335,7 @@ class UFM:
         (1/K) sum_k L_delta(W mu_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||H_bar||^2
         + (lambda_b/2)||b||^2. The Hessian of the class-mean modes is built from it.
         """
-        W, class_means, b = self.check_point(W, class_means, b, self.num_classes, "class_means")
+        W, class_means, b = self.check_point(W, class_means, b, num_columns=self.num_classes, H_name="class_means")
         logits = (W @ class_means).T + b
         loss = F.cross_entropy(logits, torch.arange(self.num_classes), label_smoothing=self.delta)
         return loss + 0.5 * (self.lambda_W * W.square().sum()
@@ -352,10 +355,11 @@ class UFM:
         true = logits.gather(1, labels[:, None])[:, 0]
         others = logits.scatter(1, labels[:, None], -math.inf).amax(dim=1)
         means = H.reshape(self.dim, self.num_classes, self.per_class).mean(dim=2)
+        centred = means - means.mean(dim=1, keepdim=True)
         return UFMSolution(
             W=W, H=H, b=b,
             w_norm=float(W.norm(dim=1).mean()),
-            h_norm=float(means.norm(dim=0).mean()),
+            h_norm=float(centred.norm(dim=0).mean()),
             margin=float((true - others).mean()),
             confidence=float(logits.softmax(dim=1).gather(1, labels[:, None]).mean()),
             objective=float(self.objective(W, H, b)),
@@ -433,7 +437,7 @@ class UFM:
         K, d, N = self.num_classes, self.dim, self.num_samples
         return tuple(scale * torch.randn(shape, generator=generator, dtype=DTYPE) for shape in ((K, d), (d, N), (K,)))
 
-    def solve(self, method: str = "lbfgs", steps: int = 1000, lr: float | None = None, seed: int = 0,
+    def solve(self, method: str = "lbfgs", *, steps: int = 1000, lr: float | None = None, seed: int = 0,
               init=None, log_every: int = 1, tol: float = 1e-10,
               init_scale: float = 0.1) -> tuple[UFMSolution, Trajectory]:
         """Minimize the UFM objective numerically in float64 (chapters 6 and 7).

@@ -18,13 +18,13 @@ of the UFM minimizer, Theorem 1, the Hessian and gradient descent) are in
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import settings
 from ._checks import check_delta
 
 __all__ = ["delta_explorer", "is_static", "DEFAULT_DELTAS"]
@@ -36,8 +36,8 @@ DrawFn = Callable[..., object]
 
 
 def is_static() -> bool:
-    """True when output is being rendered for the static site (environment ``NCLAB_STATIC=1``)."""
-    return os.environ.get("NCLAB_STATIC", "0").strip().lower() in ("1", "true", "yes")
+    """True when output is being rendered for the static site (``NCLAB_STATIC=1``; see :func:`nclab.settings.static`)."""
+    return settings.static()
 
 
 def _title(fig: plt.Figure, delta: float) -> None:
@@ -91,6 +91,7 @@ def _live_widget(draw: DrawFn, deltas: Sequence[float], figsize, start: int):
 def delta_explorer(
     draw: DrawFn,
     deltas: Sequence[float] = DEFAULT_DELTAS,
+    *,
     value: float | None = None,
     figsize: tuple[float, float] = (9.0, 3.6),
     static: bool | None = None,

@@ -168,3 +168,14 @@ def test_corrupt_files_are_named_as_corrupt_not_as_missing(tmp_path, monkeypatch
     with pytest.raises(ValueError, match=f"the cifar10 files in {batches} cannot be read .*checksums") as info:
         data.load("cifar10", "test", root=tmp_path)
     assert "is not in" not in str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_a_caller_changing_its_split_cannot_corrupt_the_cached_dataset(split):
+    """Every split is read from one copy cached per process; each call hands out its own tensors."""
+    first = data.load("digits", split)
+    images, labels = first.images.clone(), first.labels.clone()
+    first.images.zero_()
+    first.labels.fill_(3)
+    again = data.load("digits", split)
+    assert torch.equal(again.images, images) and torch.equal(again.labels, labels)

@@ -23,7 +23,7 @@ def test_default_lr_is_one_over_the_largest_hessian_eigenvalue():
 def test_distances_are_relative_except_at_the_zero_minimizer():
     steps = np.arange(3)
     traj = Trajectory(steps, objective=np.array([3.0, 2.0, 1.5]), grad_norm=np.ones(3), nc1=np.array([1.0, .1, .01]),
-                      nc2=np.ones(3), nc3=np.ones(3), w_norm=np.array([4.0, 2.2, 2.0]), h_norm=np.array([.5, .1, 0.0]))
+                      nc2_wh=np.ones(3), nc3=np.ones(3), w_norm=np.array([4.0, 2.2, 2.0]), h_norm=np.array([.5, .1, 0.0]))
     collapsed = UFM(3, 2, 3, 1e-2, 1e-2, 1e-2, 0.1).closed_form()
     got = distances(traj, collapsed)
     np.testing.assert_allclose(got["objective_gap"], traj.objective - collapsed.objective)

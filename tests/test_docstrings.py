@@ -7,7 +7,7 @@ import pytest
 
 MODULES = ["losses", "metrics", "features", "calibration", "ufm", "hessian", "descent", "data", "models",
            "train", "evaluate", "runs", "stats", "tables", "plots", "plots.report",
-           "plots.empirical", "plots.theory", "widgets", "bundle", "cluster", "exercises",
+           "plots.empirical", "plots.theory", "widgets", "bundle", "cluster", "settings", "exercises",
            "book", "book.tables", "book.evidence", "book.conditioning", "book.repository"]
 
 

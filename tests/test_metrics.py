@@ -74,7 +74,7 @@ def measured(features, labels, K, W, b, batch=None):
         stats.update(features[start:start + batch], labels[start:start + batch])
     logits = features.astype(np.float64) @ np.asarray(W, np.float64).T + b
     rate = M.nc4(features, logits, stats.means)
-    return stats, M.collapse_report(stats, W, b, nc4=rate).to_dict()
+    return stats, M.collapse_report(stats, W, b=b, nc4=rate).to_dict()
 
 
 def assert_close(actual, expected, rtol):
@@ -178,7 +178,7 @@ def test_collapsed_etf_gives_zero(passes):
     W = 3.0 * means
     stats = M.FeatureStats(K, d).update(X, y)
     rate = M.nc4(X, X @ W.T, stats.means)
-    report = M.collapse_report(stats, W, np.zeros(K), nc4=rate).to_dict()
+    report = M.collapse_report(stats, W, b=np.zeros(K), nc4=rate).to_dict()
     from_features = M.collapse_report_from_features(X, y, W, np.zeros(K), X @ W.T).to_dict()
     for name in ("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4", "equinorm_h", "equinorm_w",
                  "equiangularity_h", "equiangularity_w", "b_norm"):
@@ -421,7 +421,7 @@ def test_parameters_that_require_grad_are_accepted():
     features = torch.tensor(X, dtype=torch.float32, requires_grad=True)
     stats = M.FeatureStats(3, 4).update(features, y)
     rate = M.nc4(features, layer(features), stats.means)
-    report = M.collapse_report(stats, layer.weight, layer.bias, nc4=rate)
+    report = M.collapse_report(stats, layer.weight, b=layer.bias, nc4=rate)
     assert report.b_norm == pytest.approx(float(layer.bias.detach().norm()), rel=1e-6)
 
 

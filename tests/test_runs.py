@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import nclab
-from nclab import runs, train as train_module
+from nclab import runs, settings, train as train_module
 from nclab.train import RESULT, TrainConfig
 
 
@@ -55,11 +56,14 @@ def test_cache_dir_choice(tmp_path, monkeypatch):
     monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "explicit"))
     assert runs.cache_dir() == tmp_path / "explicit"
     monkeypatch.delenv("NCLAB_CACHE")
+    # Imported from the repository: its cache, wherever the working directory is.
+    repository = Path(runs.__file__).resolve().parents[1]
     (tmp_path / "book_root" / "book").mkdir(parents=True)
     (tmp_path / "book_root" / "_config.yml").write_text("title: x\n")
     monkeypatch.chdir(tmp_path / "book_root" / "book")
-    assert runs.cache_dir() == (tmp_path / "book_root" / ".nclab-cache").resolve()
-    monkeypatch.chdir(tmp_path)
+    assert runs.cache_dir() == repository / ".nclab-cache"
+    # An installed package: the user's cache.
+    monkeypatch.setattr(settings, "checkout", lambda: None)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert runs.cache_dir() == tmp_path / "home" / ".cache" / "nclab"
 

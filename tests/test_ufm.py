@@ -164,7 +164,7 @@ def test_lbfgs_reaches_closed_form(ufm):
         assert float(sol.b.abs().max()) < 1e-5 * best.w_norm
     else:  # any b proportional to 1 is optimal: only the centred bias must vanish
         assert float((sol.b - sol.b.mean()).abs().max()) < 1e-5 * best.w_norm
-    assert traj.nc1[-1] < 1e-8 and traj.nc2[-1] < 1e-5 and traj.nc3[-1] < 1e-5
+    assert traj.nc1[-1] < 1e-8 and traj.nc2_wh[-1] < 1e-5 and traj.nc3[-1] < 1e-5
 
 
 def test_lbfgs_gradient_reaches_1e_9_on_a_well_conditioned_problem():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from .. import settings
+
 __all__ = ["REPOSITORY", "BRANCH", "results_url", "install_url"]
 
 # Set by `make sync` from _config.yml (repository.url, repository.branch); do not edit by hand.
@@ -40,9 +42,9 @@ def results_url() -> str:
     https://raw.githubusercontent.com/nclab-book/nclab/main/results
     file:///srv/nclab/results
     """
-    if os.environ.get("NCLAB_RESULTS_URL"):
-        return os.environ["NCLAB_RESULTS_URL"]
     if REPOSITORY.startswith("https://github.com/"):
         owner_repo = REPOSITORY.removeprefix("https://github.com/").strip("/")
-        return f"https://raw.githubusercontent.com/{owner_repo}/{BRANCH}/results"
-    return f"{REPOSITORY.rstrip('/')}/raw/{BRANCH}/results"
+        default = f"https://raw.githubusercontent.com/{owner_repo}/{BRANCH}/results"
+    else:
+        default = f"{REPOSITORY.rstrip('/')}/raw/{BRANCH}/results"
+    return settings.results_url(default)
