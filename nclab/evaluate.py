@@ -13,6 +13,9 @@ Everything that evaluates a network, rather than trains it, lives here (chapters
   when the config sets ``light_every``), so the history and every reader of it stay as they were.
   At an epoch that has both, the light record is read off the full one (the same pass, the same
   numbers);
+- :func:`~nclab.evaluate.eval_subset` is the fixed balanced subset of the validation and test splits
+  on which a run with ``eval_subset`` measures its intermediate full records (the last one always
+  on the whole splits); the run's provenance says which records used it (:func:`subset_provenance`);
 - :func:`~nclab.evaluate.outputs` and :func:`~nclab.evaluate.outputs_by_delta` reload the final network of finished runs and
   return what it computes (:class:`Outputs`).
 
@@ -41,7 +44,7 @@ from . import calibration, data, metrics, models
 from ._checks import resolve_device
 
 __all__ = ["HistoryRecord", "RECORD_FIELDS", "MEASURED_FIELDS", "LIGHT_FIELDS", "forward", "measure",
-           "measure_light", "Outputs", "outputs", "outputs_by_delta"]
+           "measure_light", "eval_subset", "subset_provenance", "Outputs", "outputs", "outputs_by_delta"]
 
 ECE_BINS = 20  # the paper's main calibration numbers use 20 equal-width bins
 MEASURE_BATCH_SIZE = 1024
@@ -83,6 +86,12 @@ temperature : the temperature T fitted on the validation split
 time_train : wall seconds of the epoch's training steps
 time_measure : wall seconds of this measurement
 time_elapsed : wall seconds of the run so far (every epoch and checkpoint included)
+
+In a run whose config sets ``eval_subset``, every record but the last measures ``test_loss``,
+``test_error``, ``test_ece``, ``test_ece_scaled`` and ``temperature`` on a fixed balanced subset of
+``eval_subset`` validation and test images (:func:`~nclab.evaluate.eval_subset`), the last on the
+whole splits; ``provenance["eval_subset"]`` lists those epochs (:func:`subset_provenance`). The
+training-set fields are always measured on the whole training split.
 """
 
 
@@ -256,6 +265,62 @@ def _fold_batch_norms(module: nn.Module) -> nn.Module:
     return module
 
 
+def eval_subset(batches: data.DeviceBatches, size: int, num_classes: int) -> data.DeviceBatches:
+    """The fixed balanced evaluation subset of a validation or test split: the first ``size / K`` images
+    of each class, in the split's stored order, kept in that order.
+
+    The rule draws no random numbers and depends on nothing but the split, so every run, seed and
+    epoch is measured on the same images. The images are the split's own normalized tensors
+    (indexed, not reloaded), so a subset record's numbers are those of the same images in a
+    whole-split pass.
+
+    Raises
+    ------
+    ValueError
+        ``size`` is not a multiple of K, or not smaller than the split, or asks a class for more
+        images than the split has of it.
+    """
+    if size % num_classes or size >= len(batches):
+        raise ValueError(f"eval_subset must be a multiple of the number of classes ({num_classes}) and smaller "
+                         f"than the split ({len(batches)} images), so that the subset is balanced; got {size}")
+    per_class = size // num_classes
+    members = [torch.nonzero(batches.labels == k).flatten()[:per_class] for k in range(num_classes)]
+    if min(len(m) for m in members) < per_class:
+        raise ValueError(f"eval_subset {size} asks for {per_class} images of each class, but the split has only "
+                         f"{min(len(m) for m in members)} of some class")
+    index = torch.cat(members).sort().values
+    subset = copy.copy(batches)
+    subset.images, subset.labels = batches.images[index], batches.labels[index]
+    return subset
+
+
+def eval_subsets(config, val_data: data.DeviceBatches, test_data: data.DeviceBatches,
+                 num_classes: int) -> tuple[data.DeviceBatches, data.DeviceBatches] | None:
+    """The validation and test subsets of ``config``'s intermediate full records; None without ``eval_subset``."""
+    if config.eval_subset is None:
+        return None
+    return eval_subset(val_data, config.eval_subset, num_classes), eval_subset(test_data, config.eval_subset,
+                                                                              num_classes)
+
+
+def subset_provenance(config) -> dict:
+    """What a run's provenance says about its evaluation subset: empty without ``eval_subset``, else
+    ``{"eval_subset": {"images": n, "rule": ..., "subset_epochs": [...], "whole_split_epochs": [last]}}``:
+    the history records of ``subset_epochs`` measured their validation and test fields on the subset."""
+    if config.eval_subset is None:
+        return {}
+    logged = [e for e in range(1, config.epochs + 1) if e % config.log_every == 0 or e in (1, config.epochs)]
+    rule = ("the first eval_subset / K images of each class of the validation and of the test split, in stored "
+            "order; the training-set fields always use the whole training split")
+    return {"eval_subset": {"images": config.eval_subset, "rule": rule, "subset_epochs": logged[:-1],
+                            "whole_split_epochs": logged[-1:]}}
+
+
+def _diverged(epoch: int, lr: float) -> FloatingPointError:
+    return FloatingPointError(f"training diverged in epoch {epoch} (lr {lr:g}): the network's weights or "
+                              "outputs are no longer finite; use a lower lr")
+
+
 def _error(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) != labels).float().mean())
 
@@ -353,10 +418,14 @@ def _light_epoch(config, epoch: int) -> bool:
     return every is not None and (epoch % every == 0 or epoch in (1, config.epochs))
 
 
-def _check_history(history, config, path: Path) -> None:
-    """Raise unless ``history`` is the finished history of ``config``'s run (see :meth:`RunResult.load`)."""
+def _check_history(history, config, path: Path, provenance: dict | None = None) -> None:
+    """Raise unless ``history`` is the finished history of ``config``'s run (see :meth:`RunResult.load`)
+    and, with ``provenance``, that says which records used the evaluation subset (:func:`subset_provenance`)."""
     problem = None
-    if not isinstance(history, list) or not history:
+    wanted = subset_provenance(config).get("eval_subset")
+    if provenance is not None and wanted is not None and provenance.get("eval_subset") != wanted:
+        problem = "its provenance does not say which records used the evaluation subset (eval_subset)"
+    elif not isinstance(history, list) or not history:
         problem = "its history is empty"
     else:
         previous = 0
@@ -380,6 +449,16 @@ def _check_history(history, config, path: Path) -> None:
                 problem = f"its history ends at epoch {previous}, not at the last epoch {config.epochs}"
     if problem is not None:
         raise ValueError(f"{path} is not a finished nclab run result ({problem}); delete it to train the run again")
+
+
+def _restore_light(path: Path, config, epoch: int) -> list[dict]:
+    """The light records of a checkpoint after ``epoch`` epochs, checked (see :func:`light_problem`)."""
+    from .checkpoints import _load_checkpoint  # here, not at the top: nclab.checkpoints imports this module
+    light = _load_checkpoint(path, {"config"}).get("light") if config.light_every is not None else []
+    problem = light_problem(light, config, epoch)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} {problem}; delete it to restart the run")
+    return light
 
 
 def light_problem(light, config, epoch: int) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -95,9 +96,13 @@ def test_existing_configs_keep_their_cache_keys_and_dicts():
     assert study.light_every == 1
     assert cache_key(study, version) != cache_key(runs.config("fashion"), version)
     assert runs.profile_of(study) == "fashion-study" and runs.profile_of(runs.config("fashion")) == "fashion"
-    # The study is the fashion profile with light records added, nothing else.
-    assert dataclasses.replace(study, light_every=None) == runs.config("fashion")
+    # The study is the fashion profile with light records and the evaluation subset added, nothing else.
+    assert dataclasses.replace(study, light_every=None, eval_subset=None) == runs.config("fashion")
     assert study.log_every == 5 and study.epochs == 50 and study.milestones == (30,)
+    assert study.eval_subset == 1000
+    assert "eval_subset" not in runs.config("fashion").to_dict() and "eval_subset" not in TrainConfig().to_dict()
+    assert TrainConfig.from_dict(runs.config("fashion").to_dict()).eval_subset is None
+    assert TrainConfig.from_dict(study.to_dict()) == study
 
 
 def test_a_run_without_light_every_records_no_light_and_writes_no_light_key(tmp_path):
@@ -156,3 +161,53 @@ def test_a_checkpoint_with_damaged_light_records_is_refused(tmp_path, monkeypatc
     torch.save(state, tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match="light records"):
         train(config, run_dir=tmp_path, progress=False)
+
+
+# The evaluation subset (eval_subset): intermediate full records on a fixed balanced subset of val and test.
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_the_evaluation_subset_is_fixed_balanced_and_the_first_of_each_class(split):
+    batches = data.DeviceBatches(data.load("digits", split), torch.device("cpu"))
+    subset = evaluate.eval_subset(batches, 100, 10)
+    again = evaluate.eval_subset(data.DeviceBatches(data.load("digits", split), torch.device("cpu")), 100, 10)
+    assert torch.equal(subset.labels, again.labels) and torch.equal(subset.images, again.images)
+    assert torch.bincount(subset.labels, minlength=10).tolist() == [10] * 10
+    # The rule: the first 10 images of each class, in the split's order, the split's own tensors.
+    index = torch.cat([torch.nonzero(batches.labels == k).flatten()[:10] for k in range(10)]).sort().values
+    assert torch.equal(subset.labels, batches.labels[index]) and torch.equal(subset.images, batches.images[index])
+    assert len(batches) > 100  # the split itself is left whole
+    for size in (105, len(batches) + 10 - len(batches) % 10):
+        with pytest.raises(ValueError, match="eval_subset"):
+            evaluate.eval_subset(batches, size, 10)
+    with pytest.raises(ValueError, match="eval_subset"):
+        TrainConfig(eval_subset=0)
+
+
+def test_intermediate_records_use_the_subset_and_the_last_the_whole_splits(tmp_path):
+    config = dataclasses.replace(_config(), epochs=4, log_every=2, eval_subset=50)
+    result = train(config, run_dir=tmp_path, progress=False)
+    whole = train(dataclasses.replace(config, eval_subset=None), progress=False)
+    assert [r["epoch"] for r in result.history] == [1, 2, 4]
+    assert result.provenance["eval_subset"]["subset_epochs"] == [1, 2]
+    assert result.provenance["eval_subset"]["whole_split_epochs"] == [4]
+    assert result.provenance["eval_subset"]["images"] == 50
+    assert "eval_subset" not in whole.provenance
+
+    def values(record, keys=None):
+        return {k: v for k, v in record.items() if not k.startswith("time_") and (keys is None or k in keys)}
+    # Training is untouched; the last record, with the final test error and ECE, is the whole-split one.
+    assert values(result.history[-1]) == values(whole.history[-1])
+    assert [values(r) for r in result.light] == [values(r) for r in whole.light]
+    test_fields = ("test_loss", "test_error", "test_ece", "test_ece_scaled", "temperature")
+    for sub, full in zip(result.history[:-1], whole.history[:-1]):
+        assert values(sub, evaluate.MEASURED_FIELDS[:2]) == values(full, evaluate.MEASURED_FIELDS[:2])
+        assert values(sub, test_fields) != values(full, test_fields)
+        assert sub["test_error"] * 50 == pytest.approx(round(sub["test_error"] * 50), abs=1e-4)  # of 50 images
+    # Stored and read back; a result whose provenance does not say which records used the subset is refused.
+    loaded = RunResult.load(tmp_path, config=config)
+    assert loaded.provenance["eval_subset"] == result.provenance["eval_subset"]
+    raw = json.loads((tmp_path / "result.json").read_text())
+    del raw["provenance"]["eval_subset"]
+    (tmp_path / "result.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="eval_subset"):
+        RunResult.load(tmp_path, config=config)
