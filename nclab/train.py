@@ -58,8 +58,8 @@ from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, chec
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .checkpoints import (_CHECKPOINT_FORMAT, CHECKPOINT, _check_checkpoint_config, _check_same_config,
                           _load_checkpoint, _restore, _unfit)
-from .evaluate import (LIGHT_FIELDS, HistoryRecord, _check_history, _light_epoch, _provenance, light_problem, measure,
-                       measure_light)
+from .evaluate import (LIGHT_FIELDS, HistoryRecord, _check_history, _diverged, _light_epoch, _provenance, _restore_light,
+                       eval_subsets, light_problem, measure, measure_light, subset_provenance)
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device", "cache_key",
            "cache_name"]
@@ -107,6 +107,9 @@ class TrainConfig:
         one thread, and a busy machine does not slow them down as much
     train_size : train on a fixed balanced subset of this many training images (a multiple of K;
         see :func:`nclab.data.load`); None uses the whole training split
+    eval_subset : measure the validation and test fields of every full record but the last on a fixed
+        balanced subset of this many images of each split (:func:`nclab.evaluate.eval_subset`); None
+        (the default) measures every record on the whole splits
     """
 
     dataset: str = "digits"
@@ -131,6 +134,7 @@ class TrainConfig:
     threads: int | None = None
     train_size: int | None = None
     light_every: int | None = None
+    eval_subset: int | None = None
 
     def __post_init__(self) -> None:
         """Check every field; numbers are normalized to plain int/float, milestones to a sorted tuple."""
@@ -143,7 +147,7 @@ class TrainConfig:
         set_("delta", check_delta(self.delta))
         for name, low in (("epochs", 1), ("batch_size", 2), ("log_every", 1), ("seed", 0)):
             set_(name, check_int(getattr(self, name), name, low, MAX_SEED if name == "seed" else None))
-        for name in ("width", "threads", "train_size", "light_every"):  # None: the default, the whole split, none
+        for name in ("width", "threads", "train_size", "light_every", "eval_subset"):  # None: default, whole, none
             set_(name, None if getattr(self, name) is None else check_int(getattr(self, name), name, 1))
         for name in ("lr", "momentum", "weight_decay", "gamma", "lambda_W", "lambda_H", "lambda_b"):
             set_(name, check_positive_number(getattr(self, name), name, allow_zero=True))
@@ -174,10 +178,10 @@ class TrainConfig:
         return self.lambda_W > 0 or self.lambda_H > 0 or self.lambda_b > 0
 
     def to_dict(self) -> dict:
-        """The config as plain types (JSON, checkpoint, cache key); unset train_size and light_every left out."""
+        """The config as plain types (JSON, checkpoint, cache key); unset train_size, light_every, eval_subset left out."""
         values = dataclasses.asdict(self)  # so that runs stored before these fields existed keep their key
         values["milestones"] = list(self.milestones)  # a list, as configs have always been written
-        return {k: v for k, v in values.items() if not (k in ("train_size", "light_every") and v is None)}
+        return {k: v for k, v in values.items() if not (k in ("train_size", "light_every", "eval_subset") and v is None)}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -206,6 +210,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
     to ``RunResult.light``, a list beside the history (``"light"`` in ``result.json`` and the checkpoint),
     so the history stays one full record per logged epoch for every reader; at a logged epoch it is
     read off the full record. Light records survive an interrupted and resumed run.
+    With ``config.eval_subset``, every full record but the last measures its validation and test fields
+    (test loss, error, ECEs, temperature) on a fixed balanced subset of that many images of each split
+    (:func:`nclab.evaluate.eval_subset`); the last record uses the whole splits, and the training-set
+    fields always the whole training split. ``provenance["eval_subset"]`` lists the subset records' epochs.
 
     With a ``run_dir``, the process first takes the folder's lock, so that one process at a time
     trains there; another process asking for the same folder waits (or, with ``wait=False``,
@@ -293,6 +301,7 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
     val_data = data.DeviceBatches(data.load(config.dataset, "val"), device, channels_last)
     test_data = data.DeviceBatches(data.load(config.dataset, "test"), device, channels_last)
     n_train = len(train_data)
+    subsets = eval_subsets(config, val_data, test_data, train_set.num_classes)  # None: whole splits throughout
 
     # Model, optimizer and the generator that draws the batch order (and the augmentations).
     torch.manual_seed(config.seed)
@@ -346,8 +355,9 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
         full, light_epoch = epoch % config.log_every == 0 or epoch in (1, config.epochs), _light_epoch(config, epoch)
         if full or light_epoch:
             start = time.perf_counter()
+            splits = subsets if subsets is not None and epoch < config.epochs else (val_data, test_data)
             try:
-                measured = (measure(model, train_data, val_data, test_data, config.delta) if full
+                measured = (measure(model, train_data, *splits, config.delta) if full
                             else measure_light(model, train_data, config.delta))
             except FloatingPointError:
                 raise _diverged(epoch, lr) from None
@@ -366,24 +376,10 @@ def _train_seeded(config: TrainConfig, run_dir: Path | None, resume: bool, show:
                 raise _diverged(epoch, lr)
             _save(checkpoint, config, epoch, history, light, elapsed, model, optimizer, shuffle, shape)
 
-    result = RunResult(config, history, _provenance(device), run_dir, light)
+    result = RunResult(config, history, {**_provenance(device), **subset_provenance(config)}, run_dir, light)
     if run_dir is not None:
         result.save(run_dir / RESULT)
     return result
-
-
-def _restore_light(path: Path, config: TrainConfig, epoch: int) -> list[dict]:
-    """The light records of a checkpoint after ``epoch`` epochs, checked (see :func:`nclab.evaluate.light_problem`)."""
-    light = _load_checkpoint(path, {"config"}).get("light") if config.light_every is not None else []
-    problem = light_problem(light, config, epoch)
-    if problem is not None:
-        raise ValueError(f"checkpoint {path} {problem}; delete it to restart the run")
-    return light
-
-
-def _diverged(epoch: int, lr: float) -> FloatingPointError:
-    return FloatingPointError(f"training diverged in epoch {epoch} (lr {lr:g}): the network's weights or "
-                              "outputs are no longer finite; use a lower lr")
 
 
 @contextmanager
@@ -524,7 +520,7 @@ class RunResult:
                 from None
         if config is not None:
             _check_same_config(stored.to_dict(), config, path)
-        _check_history(history, stored, path)
+        _check_history(history, stored, path, provenance)
         problem = light_problem(light, stored, stored.epochs)
         if problem is not None:
             raise ValueError(f"{path} is not a finished nclab run result (it {problem}); delete it to train the "
