@@ -14,6 +14,8 @@ the library owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
 - :mod:`nclab.train` one training run: the loop, checkpoints and resuming (chapters 2-5, 9)
+- :mod:`nclab.checkpoints` reading a run's checkpoint and checking everything it holds before a resume
+- :mod:`nclab.settings` every ``NCLAB_*`` environment variable, read and checked in one place
 - :mod:`nclab.evaluate` forward passes over a split, the per-epoch measurement and its record,
   the outputs of a finished run (chapters 2-5)
 - :mod:`nclab.cluster` sweeps on Slurm through submitit, one job per run (chapter 9)
@@ -46,8 +48,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
-    "train", "evaluate", "runs", "stats", "tables", "plots", "widgets", "exercises", "bundle", "cluster",
-    "book",
+    "train", "checkpoints", "evaluate", "runs", "stats", "tables", "plots", "widgets", "exercises", "bundle",
+    "cluster", "settings", "book",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ._files import _located
-from .evaluate import RECORD_FIELDS
+from .evaluate import RECORD_FIELDS, light_problem
 
 CHECKPOINT = "checkpoint.pt"
 _CHECKPOINT_FORMAT = "nclab-checkpoint-2"  # 2: torch.optim.SGD's state_dict replaces "velocity"
@@ -207,3 +207,12 @@ def _restore_velocity(optimizer: torch.optim.SGD, velocity: list[torch.Tensor]) 
             raise ValueError(f"a momentum buffer of shape {tuple(v.shape)} for a parameter of shape "
                              f"{tuple(p.shape)}")
         optimizer.state[p]["momentum_buffer"] = v.to(p.device, p.dtype).clone()
+
+
+def _restore_light(path: Path, config, epoch: int) -> list[dict]:
+    """The light records of a checkpoint after ``epoch`` epochs, checked (see :func:`nclab.evaluate.light_problem`)."""
+    light = _load_checkpoint(path, {"config"}).get("light") if config.light_every is not None else []
+    problem = light_problem(light, config, epoch)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} {problem}; delete it to restart the run")
+    return light

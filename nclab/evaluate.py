@@ -451,16 +451,6 @@ def _check_history(history, config, path: Path, provenance: dict | None = None) 
         raise ValueError(f"{path} is not a finished nclab run result ({problem}); delete it to train the run again")
 
 
-def _restore_light(path: Path, config, epoch: int) -> list[dict]:
-    """The light records of a checkpoint after ``epoch`` epochs, checked (see :func:`light_problem`)."""
-    from .checkpoints import _load_checkpoint  # here, not at the top: nclab.checkpoints imports this module
-    light = _load_checkpoint(path, {"config"}).get("light") if config.light_every is not None else []
-    problem = light_problem(light, config, epoch)
-    if problem is not None:
-        raise ValueError(f"checkpoint {path} {problem}; delete it to restart the run")
-    return light
-
-
 def light_problem(light, config, epoch: int) -> str | None:
     """What is wrong with the light records of ``config``'s run after ``epoch`` epochs, or None.
 

@@ -57,8 +57,8 @@ from ._checks import (MAX_SEED, ArgumentTypeError, check_bool, check_delta, chec
                       check_milestones, check_positive_number, check_str, resolve_device)
 from ._files import LOCK, OWNER, RunLocked, _located, _remove, _run_lock, _write_atomically
 from .checkpoints import (_CHECKPOINT_FORMAT, CHECKPOINT, _check_checkpoint_config, _check_same_config,
-                          _load_checkpoint, _restore, _unfit)
-from .evaluate import (LIGHT_FIELDS, HistoryRecord, _check_history, _diverged, _light_epoch, _provenance, _restore_light,
+                          _load_checkpoint, _restore, _restore_light, _unfit)
+from .evaluate import (LIGHT_FIELDS, HistoryRecord, _check_history, _diverged, _light_epoch, _provenance,
                        eval_subsets, light_problem, measure, measure_light, subset_provenance)
 
 __all__ = ["TrainConfig", "RunResult", "RunLocked", "train", "measure", "lr_at", "resolve_device", "cache_key",
