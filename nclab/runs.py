@@ -265,7 +265,8 @@ def sweep(configs: list[TrainConfig], progress: bool = True, *, workers: int | N
           executor: str = "processes", **cluster) -> list[RunResult]:
     """Results of several configs, in order; finished runs come from the cache, the rest are trained.
 
-    Runs still to train go to ``workers`` worker processes (default :func:`default_workers`, one
+    Runs still to train, seed by seed (every δ of a seed before the next seed, so a stopped sweep
+    leaves whole pairs), go to ``workers`` worker processes (default :func:`default_workers`, one
     per core), each with one CPU thread unless the config sets ``threads``. One progress bar
     counts the finished runs over the whole sweep. Every run is seeded by its config alone, so a
     parallel sweep gives the same results as a sequential one; ``workers=1`` trains in this
@@ -298,7 +299,9 @@ def sweep(configs: list[TrainConfig], progress: bool = True, *, workers: int | N
     workers = default_workers() if workers is None else workers
     workers = check_positive_int(workers, "workers")
     folders = [run_dir(c) for c in configs]
-    todo = {str(f): c for f, c in zip(folders, configs) if not (f / RESULT).exists()}
+    # Seed-major order: a sweep stopped half-way leaves whole pairs (every δ of the first seeds).
+    todo = {str(f): c for f, c in sorted(zip(folders, configs), key=lambda fc: (fc[1].seed, fc[1].delta))
+            if not (f / RESULT).exists()}
     show = settings.progress() and progress
     if show and todo:
         print(plan(configs, workers), flush=True)
