@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from nclab import __main__ as cli
+from nclab import _bundle_folder as folders
 from nclab import bundle, runs
 
 
@@ -107,25 +108,25 @@ def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, 
     old = _tree(target)
     # Where the file system cannot exchange two folders, a kill between the two renames leaves the
     # old bundle aside; the next reader puts it back.
-    monkeypatch.setattr(bundle, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
+    monkeypatch.setattr(folders, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
     real_replace = os.replace
 
     def killed_after_first(src, dst):
         real_replace(src, dst)
         if Path(dst).name.startswith(".tiny.old-"):
             raise KeyboardInterrupt
-    monkeypatch.setattr(bundle.os, "replace", killed_after_first)
+    monkeypatch.setattr(folders.os, "replace", killed_after_first)
     with pytest.raises(KeyboardInterrupt):
         _export(results[:1], target)
-    monkeypatch.setattr(bundle.os, "replace", real_replace)
+    monkeypatch.setattr(folders.os, "replace", real_replace)
     assert not target.exists()
     monkeypatch.setenv("NCLAB_RESULTS", "")
     monkeypatch.chdir(tmp_path)
-    bundle._recover(target)
+    folders._recover(target)
     assert _tree(target) == old and len(bundle._read(target, "tiny").results) == 2
     # A kill after the exchange, while the old bundle is removed: the new one is in place.
     monkeypatch.undo()
-    monkeypatch.setattr(bundle, "_remove_bundle", lambda folder: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(folders, "_remove_bundle", lambda folder: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         _export(results[:1], target)
     assert len(bundle._read(target, "tiny").results) == 1

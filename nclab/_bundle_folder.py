@@ -1,0 +1,280 @@
+"""A bundle folder on disk: the schema of its manifest, and writing it only where nclab may (see :mod:`nclab.bundle`).
+
+Two jobs that every path into or out of a bundle folder shares: :func:`parse_manifest` validates a
+manifest (local or downloaded) before any file it names is touched, and :func:`building` gives a
+hidden folder to write a new bundle into and swaps it into place atomically, after
+:func:`check_target` has made sure the target holds nothing nclab did not write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from ._files import _umask
+from .train import RESULT
+
+__all__ = ["SCHEMA", "MANIFEST", "LOGITS", "LABELS", "check_name", "check_target", "parse_manifest"]
+
+SCHEMA = "nclab-bundle-1"
+MANIFEST = "manifest.json"
+LOGITS = "logits.npz"
+LABELS = "labels.npz"
+_SPLITS = ("val", "test")
+
+
+# Writing a bundle folder ------------------------------------------------------------------------
+#
+# nclab writes a bundle only into a folder it owns: one that does not exist, is empty, or holds a
+# bundle and nothing else (every file listed in its manifest). A new bundle is built in a hidden
+# folder beside the target and swapped in atomically: Linux's renameat2(RENAME_EXCHANGE) exchanges
+# the two folders in one step (a small ctypes call: no maintained package offers it); where the file
+# system cannot exchange, the old bundle is renamed aside first and put back by the next call if a
+# kill stops the swap half-way. The old bundle is then removed file by file, only the files its own
+# manifest lists. A reader therefore finds the old bundle or the new one, never a mixture.
+
+_PARTIAL = ".nclab-partial"  # marks a folder being built; only such leftovers are ever removed whole
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def check_name(name) -> str:
+    """A bundle's name: letters, digits, '.', '_' or '-', starting with a letter or digit (one path component)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string such as 'fashion', got {type(name).__name__}")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"name must be letters, digits, '.', '_' or '-', starting with a letter or digit "
+                         f"(e.g. 'fashion'), got {name!r}")
+    return name
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders in one atomic step (Linux renameat2 with RENAME_EXCHANGE); OSError where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _asides(folder: Path) -> list[Path]:
+    return sorted(folder.parent.glob(f".{folder.name}.old-*"))
+
+
+def _recover(folder: Path) -> None:
+    """Put back an old bundle left aside by a swap that a kill interrupted (see the notes above)."""
+    if folder.exists() or folder.is_symlink():
+        return
+    for aside in _asides(folder):
+        if _owned_files(aside) is not None:
+            with contextlib.suppress(OSError):
+                os.rename(aside, folder)
+                return
+
+
+def _owned_files(folder: Path) -> set[str] | None:
+    """The files of the bundle in ``folder`` (its manifest's list and the manifest), or None when it holds no valid bundle."""
+    try:
+        manifest = parse_manifest((folder / MANIFEST).read_bytes(), str(folder / MANIFEST))
+    except (OSError, ValueError):
+        return None
+    return {MANIFEST, *manifest["files"]}
+
+
+def check_target(folder: str | os.PathLike) -> Path:
+    """Refuse, before any work, a folder that :func:`export` may not write: one holding files it did not write.
+
+    The folder may be missing, empty, or hold a bundle and nothing else (it is then replaced by an
+    atomic swap). Anything else is a ValueError naming the folder and up to three foreign files;
+    nothing is touched.
+    """
+    folder = Path(folder).expanduser().absolute()
+    _recover(folder)
+    if folder.is_symlink():
+        raise ValueError(f"--out {folder} is a symbolic link; give the real folder")
+    here = Path.cwd().resolve()
+    if folder.resolve() == here or folder.resolve() in here.parents:
+        raise ValueError(f"--out {folder} is the working folder or above it; give a new folder such as results/NAME")
+    if not folder.exists():
+        return folder
+    if not folder.is_dir():
+        raise ValueError(f"--out {folder} is a file, not a folder")
+    entries = list(folder.iterdir())
+    if not entries:
+        return folder
+    owned = _owned_files(folder)
+    if owned is None:
+        raise ValueError(f"--out {folder} is not empty and holds no bundle ({', '.join(sorted(p.name for p in entries)[:3])}"
+                         f"{', ...' if len(entries) > 3 else ''}); nclab writes a bundle only into a new or empty "
+                         "folder, or over a bundle it wrote")
+    foreign = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                     if not p.is_dir() or p.is_symlink())
+    foreign = [f for f in foreign if f not in owned]
+    if foreign:
+        raise ValueError(f"--out {folder} holds files that are not part of its bundle ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); move them away: nclab never replaces a folder "
+                         "holding files it did not write")
+    return folder
+
+
+def _remove_bundle(folder: Path) -> None:
+    """Remove a bundle folder that this module wrote: the files its manifest lists, then the folders left empty."""
+    owned = _owned_files(folder) or {MANIFEST}
+    for file in (*owned, _PARTIAL):
+        with contextlib.suppress(OSError):
+            (folder / file).unlink()
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            sub.rmdir()  # only empty folders go
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def building(folder: Path):
+    """A hidden folder beside ``folder`` to write a bundle into, swapped into place when the block ends without error.
+
+    ``folder`` must have passed :func:`check_target`. Leftovers of builds that were killed (hidden
+    folders marked as partial) are removed first. On any error the hidden folder is removed and
+    ``folder`` is left as it was.
+    """
+    folder = check_target(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.parent.glob(f".{folder.name}.new-*"):
+            if (leftover / _PARTIAL).exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+        temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot create the bundle folder ({exc.strerror or exc})", str(folder)) from None
+    (temp / _PARTIAL).touch()
+    swapped = False
+    try:
+        yield temp
+        (temp / _PARTIAL).unlink()
+        _fsync_tree(temp)
+        temp.chmod(0o777 & ~_umask())
+        if folder.exists() and any(folder.iterdir()):
+            try:
+                _exchange(temp, folder)
+                old = temp
+            except OSError:
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+                os.replace(folder, old)   # a kill here leaves the old bundle aside: _recover puts it back
+                os.replace(temp, folder)
+            swapped = True
+            _remove_bundle(old)
+        else:
+            os.replace(temp, folder)
+            swapped = True
+    except BaseException:
+        if not swapped:
+            shutil.rmtree(temp, ignore_errors=True)   # the unfinished new bundle: every file in it is ours
+        raise
+
+
+# Validating a manifest ---------------------------------------------------------------------------
+
+_PROVENANCE = {"description": str, "command": str, "nclab": str, "commit": str, "cpu": str, "torch": str,
+               "python": str, "date": str}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _relative(key) -> bool:
+    """A file key of a manifest: a relative POSIX path inside the bundle (no '..', no absolute path)."""
+    return (isinstance(key, str) and key and "\\" not in key and "\0" not in key and not key.startswith("/")
+            and all(part not in ("", ".", "..") for part in key.split("/")))
+
+
+def _manifest_problem(m) -> str | None:
+    """What is wrong with a parsed manifest, in a few words; None when it is a valid bundle manifest."""
+    if not isinstance(m, dict):
+        return "it is not a JSON object"
+    if m.get("schema") != SCHEMA:
+        return f"its schema is {m.get('schema')!r}; this nclab reads {SCHEMA!r}"
+    if not isinstance(m.get("name"), str) or not _NAME.fullmatch(m["name"]):
+        return f"its name {m.get('name')!r} is not a bundle name"
+    for key, kind in _PROVENANCE.items():
+        if not isinstance(m.get(key), kind):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    for key in ("threads", "workers"):
+        if m.get(key) is not None and (not isinstance(m[key], int) or isinstance(m[key], bool) or m[key] < 1):
+            return f"'{key}' is not a positive integer"
+    for key in ("wall_seconds", "run_seconds_median"):
+        if not _number(m.get(key)) or m[key] < 0:
+            return f"'{key}' is not a finite number of seconds >= 0"
+    runs, files = m.get("runs"), m.get("files")
+    if not isinstance(runs, list) or not runs:
+        return "'runs' is not a non-empty list"
+    if not isinstance(files, dict):
+        return "'files' is not an object of file: SHA-256"
+    expected = {LABELS}
+    seen = set()
+    for entry in runs:
+        if not isinstance(entry, dict) or set(entry) < {"folder", "delta", "seed", "seconds"}:
+            return f"a run entry lacks folder, delta, seed or seconds: {entry!r:.80}"
+        folder, delta, seed = entry["folder"], entry["delta"], entry["seed"]
+        if not isinstance(folder, str) or not _NAME.fullmatch(folder):
+            return f"the run folder {folder!r:.80} is not a plain folder name"
+        if not _number(delta) or not 0 <= delta < 1 or not isinstance(seed, int) or isinstance(seed, bool):
+            return f"run {folder}: delta must be a number in [0, 1) and seed an integer"
+        if not _number(entry["seconds"]) or entry["seconds"] < 0:
+            return f"run {folder}: seconds is not a finite number >= 0"
+        if folder in {f for f, _ in seen} or (delta, seed) in {k for _, k in seen}:
+            return f"run {folder} (δ={delta:g}, seed {seed}) is listed twice"
+        seen.add((folder, (delta, seed)))
+        expected |= {f"runs/{folder}/{RESULT}", f"runs/{folder}/{LOGITS}"}
+    for key, digest in files.items():
+        if not _relative(key):
+            return f"the file {key!r:.80} is not a relative path inside the bundle"
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            return f"the file {key} has no SHA-256 hash"
+    if set(files) != expected:
+        extra, missing = sorted(set(files) - expected), sorted(expected - set(files))
+        return (f"'files' lists {extra[0]}, which belongs to no run" if extra
+                else f"'files' does not list {missing[0]}, so it would be read unchecked")
+    if m.get("deltas") != sorted({d for _, (d, _) in seen}) or m.get("seeds") != sorted({s for _, (_, s) in seen}):
+        return "'deltas' or 'seeds' disagree with the runs it lists"
+    return None
+
+
+def parse_manifest(content: bytes, where: str) -> dict:
+    """A manifest's JSON, validated (see :func:`_manifest_problem`); ValueError naming ``where`` otherwise."""
+    try:
+        manifest = json.loads(content)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{where} is not a bundle manifest (not JSON: {str(exc).splitlines()[0][:80]})") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ValueError(f"{where} is not a valid bundle manifest: {problem}")
+    return manifest
+
+
+def _inside(root: Path, key: str) -> Path:
+    """``root / key``, refused when it resolves (symbolic links followed) outside ``root``."""
+    path = (root / key).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{root / key} leads outside the bundle folder {root}")
+    return path
