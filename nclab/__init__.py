@@ -6,9 +6,11 @@ the library owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.losses` smoothed targets and the label-smoothing loss (chapter 1)
 - :mod:`nclab.features` streaming per-class feature statistics in float64 (chapter 2)
 - :mod:`nclab.metrics` the NC1-NC4 measures and the collapse report (chapter 2)
+- :mod:`nclab.nearest_mean` NC4: the nearest-class-mean rule against the network's predictions (chapter 2)
 - :mod:`nclab.calibration` ECE, reliability diagrams, temperature scaling (chapter 5)
 - :mod:`nclab.ufm` the unconstrained feature model and Theorem 1 (chapter 6)
 - :mod:`nclab.hessian` Hessians and condition numbers at the UFM minimizer (chapter 7)
+- :mod:`nclab.autodiff` the UFM Hessian by autograd at any point: dense, as products, Lanczos (chapter 7)
 - :mod:`nclab.descent` step sizes and gradient-descent speed on the UFM against delta; solvers
   checked against Theorem 1 (chapters 6, 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
@@ -47,7 +49,8 @@ import sys
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "losses", "features", "metrics", "calibration", "ufm", "hessian", "descent", "data", "models",
+    "losses", "features", "metrics", "nearest_mean", "calibration", "ufm", "hessian", "autodiff",
+    "descent", "data", "models",
     "train", "checkpoints", "evaluate", "runs", "stats", "tables", "plots", "widgets", "exercises", "bundle",
     "cluster", "settings", "book",
 )

@@ -7,7 +7,8 @@ Measuring collapse takes two steps, kept apart on purpose:
 2. Each measure is a small function of those statistics and, where it involves the classifier,
    of its weight ``W`` (K×d) and bias ``b``: :func:`nc1`, :func:`nc2_h`, :func:`nc2_w`,
    :func:`nc2_wh`, :func:`nc3`, :func:`equinorm`, :func:`equiangularity`, the norms, and NC4
-   (:func:`nc4`, :class:`NC4Accumulator`). :func:`collapse_report` computes them all at once.
+   (:func:`~nclab.nearest_mean.nc4`, :class:`~nclab.nearest_mean.NC4Accumulator`, in
+   :mod:`nclab.nearest_mean`). :func:`collapse_report` computes them all at once.
 
 When the features are in memory anyway, :func:`collapse_report_from_features` computes the same
 report in two passes over them (class means, then deviations projected on the K − 1 directions
@@ -19,8 +20,9 @@ Notation (chapter 2): K classes, features h ∈ R^d, class means μ_k, global me
 tight frame (ETF) is a set of K equal-norm vectors with Gram matrix ∝ I − 11ᵀ/K; every measure
 here is 0 for features collapsed onto such a frame with classifier rows proportional to it.
 
-:class:`FeatureStats` lives in :mod:`nclab.features` (the streaming statistics, one job) and is
-imported here, so ``nclab.metrics.FeatureStats`` keeps working.
+:class:`FeatureStats` lives in :mod:`nclab.features` (the streaming statistics, one job) and NC4's
+nearest-class-mean rule in :mod:`nclab.nearest_mean` (the measure that needs a second pass); both
+are imported here, so ``nclab.metrics.FeatureStats`` and ``nclab.metrics.nc4`` keep working.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from scipy.linalg import helmert
 
 from nclab._checks import as_tensor, check_finite, check_labels
 from nclab.features import FeatureStats, _exact_float32_matmul  # noqa: F401 (nclab.metrics.FeatureStats)
+from nclab.nearest_mean import NC4Accumulator, _as_matrix, _predicted_classes, nc4, nearest_mean_predictions
 
 __all__ = [
     "FeatureStats", "CollapseReport", "collapse_report", "collapse_report_from_features",
@@ -50,18 +53,6 @@ def _check_stats(stats) -> FeatureStats:
     if not isinstance(stats, FeatureStats):
         raise ValueError(f"stats must be a FeatureStats, got {type(stats).__name__}")
     return stats
-
-
-def _as_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor:
-    """A finite float64 matrix with at least two rows."""
-    a = as_tensor(x, name).detach()
-    if a.ndim != 2 or a.shape[0] < 2:
-        raise ValueError(
-            f"{name} must be a 2-D matrix with one row per class (K >= 2), got shape {tuple(a.shape)}"
-        )
-    a = a.to(device if device is not None else a.device, torch.float64)
-    check_finite(a, name)
-    return a
 
 
 def _classifier(W, stats: FeatureStats) -> torch.Tensor:
@@ -315,108 +306,6 @@ def mean_h_norm(stats: FeatureStats) -> float:
     return float(torch.linalg.vector_norm(_check_stats(stats).centred_means, dim=1).mean())
 
 
-def _predicted_classes(predictions, n: int, num_classes: int) -> torch.Tensor:
-    """Class indices in [0, K) from (N,) predictions or (N, K) logits; anything else is a ValueError."""
-    p = as_tensor(predictions, "predictions").detach()
-    if p.ndim == 2:
-        if p.shape[1] != num_classes:
-            raise ValueError(f"predictions given as logits must have one column per class: expected shape "
-                             f"({n}, {num_classes}), got {tuple(p.shape)}")
-        check_finite(p, "predictions")
-        p = p.argmax(1)
-    if p.ndim != 1 or p.shape[0] != n or p.is_floating_point() or p.dtype == torch.bool:
-        raise ValueError(
-            f"predictions must be {n} class indices or an ({n}, {num_classes}) array of logits, "
-            f"got shape {tuple(p.shape)} and dtype {p.dtype}"
-        )
-    return check_labels(p, num_classes, "predictions")
-
-
-def nearest_mean_predictions(features, means) -> torch.Tensor:
-    """Class of the nearest class mean (Euclidean) for each feature vector (chapter 2, NC4).
-
-    argmin_k ‖h − μ_k‖, computed in float64 as argmax_k (h − μ̄)·(μ_k − μ̄) − ½‖μ_k − μ̄‖²
-    with μ̄ the mean of the class means, so a large common offset does not cost precision.
-
-    Parameters
-    ----------
-    features : array-like of shape (N, d)
-    means : array-like of shape (K, d)
-        Class means, e.g. ``stats.means`` of the same data set.
-
-    Returns
-    -------
-    torch.Tensor of shape (N,), int64
-    """
-    m = _as_matrix(means, "means")
-    x = as_tensor(features, "features").detach()
-    if x.ndim != 2 or x.shape[1] != m.shape[1]:
-        raise ValueError(f"features must have shape (N, {m.shape[1]}) to match means, got {tuple(x.shape)}")
-    x = x.to(m.device, torch.float64)
-    check_finite(x, "features")
-    centre = m.mean(0)
-    m = m - centre
-    scores = (x - centre) @ m.T - 0.5 * (m * m).sum(1)
-    return scores.argmax(1)
-
-
-def nc4(features, predictions, means) -> float:
-    """NC4: share of samples whose network prediction differs from the nearest-class-mean one (chapter 2).
-
-    Parameters
-    ----------
-    features : array-like of shape (N, d)
-    predictions : array-like of shape (N,) or (N, K)
-        The network's predicted classes, integers in [0, K), or its logits, one column per
-        class (their argmax is taken).
-    means : array-like of shape (K, d)
-        Class means of the training features (``stats.means``).
-
-    Returns
-    -------
-    float
-        Mismatch rate in [0, 1]; 0 under full collapse.
-    """
-    return NC4Accumulator(means).update(features, predictions).value
-
-
-class NC4Accumulator:
-    """NC4 counted batch by batch (chapter 2).
-
-    NC4 needs the class means before any sample can be scored, so it takes a second pass over
-    the data once :class:`FeatureStats` has seen all of it (or a pass over stored features).
-
-    Parameters
-    ----------
-    means : array-like of shape (K, d)
-        Class means, e.g. ``stats.means``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> counter = NC4Accumulator(torch.tensor([[0.0, 0.0], [4.0, 0.0]]))
-    >>> counter.update(torch.tensor([[1.0, 0.0], [3.0, 1.0]]), torch.tensor([0, 0])).value
-    0.5
-    """
-
-    def __init__(self, means):
-        self.means = _as_matrix(means, "means")
-        self.mismatches = 0
-        self.total = 0
-
-    def update(self, features, predictions) -> NC4Accumulator:
-        """Count a batch: features (N×d) with the network's predictions (N,) or logits (N×K); returns self."""
-        nearest = nearest_mean_predictions(features, self.means)
-        predicted = _predicted_classes(predictions, nearest.shape[0], self.means.shape[0]).to(nearest.device)
-        self.mismatches += int((predicted != nearest).sum())
-        self.total += nearest.shape[0]
-        return self
-
-    @property
-    def value(self) -> float:
-        """Mismatch rate so far (NaN before any sample)."""
-        return self.mismatches / self.total if self.total else math.nan
-
 
 @dataclass
 class CollapseReport:
@@ -453,7 +342,7 @@ def collapse_report(stats: FeatureStats, W, *, b=None, nc4: float | None = None)
     b : array-like of shape (K,), optional
         Classifier bias; its Euclidean norm is reported (NaN when omitted).
     nc4 : float, optional
-        NC4 computed separately (:class:`NC4Accumulator`); NaN when omitted.
+        NC4 computed separately (:class:`~nclab.nearest_mean.NC4Accumulator`); NaN when omitted.
 
     Returns
     -------
@@ -533,7 +422,7 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
        ``logits``, NC4 compares the network's argmax with the nearest class mean.
 
     Use it when the features fit in memory (a measurement pass that keeps them anyway, as
-    :func:`nclab.train.measure` does); :class:`FeatureStats` streams data of any size.
+    :func:`nclab.evaluate.measure` does); :class:`FeatureStats` streams data of any size.
 
     Parameters
     ----------
@@ -560,31 +449,9 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
     >>> all(abs(v) < 1e-12 for v in (report.nc1, report.nc2_h, report.nc3, report.nc4))
     True
     """
-    x = as_tensor(features, "features").detach()
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"features must be a non-empty (N, d) matrix, got shape {tuple(x.shape)}")
+    x, y, w, counts, predicted = _checked_inputs(features, labels, W, logits)
     N, d = x.shape
-    w = as_tensor(W, "W").detach()
-    if w.ndim != 2 or w.shape[1] != d:
-        raise ValueError(f"W must have shape (K, {d}) (classes × feature dim), got {tuple(w.shape)}")
-    w = _as_matrix(w, "W", x.device)
     K = w.shape[0]
-    y = check_labels(as_tensor(labels, "labels"), K).to(x.device)
-    if y.shape[0] != N:
-        raise ValueError(f"labels must have one entry per row of features: got {y.shape[0]} labels "
-                         f"for {N} feature rows")
-    predicted = None
-    if logits is not None:
-        z = as_tensor(logits, "logits").detach()
-        if tuple(z.shape) != (N, K):
-            raise ValueError(f"logits must have shape ({N}, {K}) (samples × classes), got {tuple(z.shape)}")
-        predicted = _predicted_classes(z, N, K).to(x.device)
-    check_finite(x, "features")
-    counts = torch.bincount(y, minlength=K)
-    empty = torch.nonzero(counts == 0).flatten().tolist()
-    if empty:
-        raise ValueError(f"labels have no samples of class(es) {empty}; class means and NC1 need "
-                         "samples of every class")
 
     # The passes run in NumPy on the CPU (there its BLAS multiplies these float64 matrices two
     # to three times faster than torch) and in torch on other devices; the code is the same.
@@ -634,3 +501,38 @@ def collapse_report_from_features(features, labels, W, b=None, logits=None) -> C
     nc1_value = math.nan if v is None else float((_host(projected) / N / s**2).sum())
     nc4_value = None if predicted is None else int(mismatches) / N
     return _report(means, nc1_value, w, b, nc4_value)
+
+
+def _checked_inputs(features, labels, W, logits):
+    """Check the arguments of :func:`collapse_report_from_features` against each other.
+
+    Returns (x, y, w, counts, predicted): the features (N, d), the labels (N,), W as a float64
+    (K, d) matrix and the samples per class (K,), all on the features' device, and the classes
+    predicted by ``logits`` (N,), or None without logits.
+    """
+    x = as_tensor(features, "features").detach()
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty (N, d) matrix, got shape {tuple(x.shape)}")
+    N, d = x.shape
+    w = as_tensor(W, "W").detach()
+    if w.ndim != 2 or w.shape[1] != d:
+        raise ValueError(f"W must have shape (K, {d}) (classes × feature dim), got {tuple(w.shape)}")
+    w = _as_matrix(w, "W", x.device)
+    K = w.shape[0]
+    y = check_labels(as_tensor(labels, "labels"), K).to(x.device)
+    if y.shape[0] != N:
+        raise ValueError(f"labels must have one entry per row of features: got {y.shape[0]} labels "
+                         f"for {N} feature rows")
+    predicted = None
+    if logits is not None:
+        z = as_tensor(logits, "logits").detach()
+        if tuple(z.shape) != (N, K):
+            raise ValueError(f"logits must have shape ({N}, {K}) (samples × classes), got {tuple(z.shape)}")
+        predicted = _predicted_classes(z, N, K).to(x.device)
+    check_finite(x, "features")
+    counts = torch.bincount(y, minlength=K)
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    if empty:
+        raise ValueError(f"labels have no samples of class(es) {empty}; class means and NC1 need "
+                         "samples of every class")
+    return x, y, w, counts, predicted

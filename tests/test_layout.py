@@ -1,5 +1,5 @@
-"""The package's layout: two layers, no import cycles, modules of a readable length, one convention
-for figures.
+"""The package's layout: two layers, no import cycles, modules and functions of a readable length,
+one convention for figures.
 
 The library (``nclab``) never imports the book's machinery (``nclab.book``), and its theory (the
 UFM, Hessians, gradient descent, their figures and the δ explorers) never loads the training stack.
@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nclab"
-MAX_LINES = 700
+MAX_LINES = 600
+MAX_FUNCTION_LINES = 80
 
 
 def module_names(package: Path) -> dict[str, Path]:
@@ -164,7 +165,7 @@ def test_the_book_import_check_sees_relative_and_absolute_imports(tmp_path):
                                                    "nclab.plots": {"nclab.book.tables"}, "nclab.stats": {"nclab.book"}}
 
 
-THEORY = ("nclab.ufm", "nclab.hessian", "nclab.descent", "nclab.widgets", "nclab.plots.theory")
+THEORY = ("nclab.ufm", "nclab.hessian", "nclab.autodiff", "nclab.descent", "nclab.widgets", "nclab.plots.theory")
 TRAINING = ("nclab.train", "nclab.runs")
 
 
@@ -214,9 +215,73 @@ def _length_cases():
 
 
 @pytest.mark.parametrize("path", list(_length_cases()))
-def test_no_module_is_longer_than_700_lines(path):
+def test_no_module_is_longer_than_600_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by job (at most {MAX_LINES})"
+
+
+# function length ----------------------------------------------------------------------------------
+#
+# A function's length is counted from its ``def`` line to its last line, its docstring left out
+# (decorators too): the code one reads, however long its documentation. At most 80 lines.
+#
+# The functions over 60 lines, and why each stays in one piece:
+# - ``__main__.py::_parser`` (73): the command line's options, one ``add_argument`` after another.
+# - ``book/conditioning.py::descent_evidence`` (61): every text and claim of chapter 7's
+#   gradient-descent section, in the order the chapter quotes them.
+# - ``book/evidence.py::chapter5`` (70): every text and claim of chapter 5, in the order the chapter
+#   quotes them.
+# - ``ufm.py::UFM.solve`` (77): one optimization loop (checks, rescaling, steps, records) read top
+#   to bottom.
+# - ``train.py::_train_seeded`` (92): one training loop read top to bottom; over the limit, pending
+#   (LONG_FUNCTIONS_PENDING).
+
+# Functions over the limit in modules being reworked; each is shortened with its module.
+LONG_FUNCTIONS_PENDING = {"train.py::_train_seeded"}
+
+
+def function_lengths(package: Path = PACKAGE) -> dict[str, int]:
+    """"path::qualified name" -> length, for every function and method under ``package``, nested
+    ones included (``ufm.py::UFM.solve``, ``a.py::outer.inner``)."""
+    lengths = {}
+
+    def visit(node: ast.AST, path: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = child.end_lineno - child.lineno + 1
+                first = child.body[0]
+                if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                        and isinstance(first.value.value, str)):
+                    lines -= first.end_lineno - first.lineno + 1
+                lengths[f"{path}::{prefix}{child.name}"] = lines
+                visit(child, path, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, path, f"{prefix}{child.name}.")
+            else:
+                visit(child, path, prefix)
+
+    for file in sorted(package.rglob("*.py")):
+        visit(ast.parse(file.read_text(), str(file)), file.relative_to(package).as_posix(), "")
+    return lengths
+
+
+def test_no_function_is_longer_than_80_lines():
+    lengths = function_lengths()
+    assert lengths["ufm.py::UFM.solve"] > 60 and "metrics.py::collapse_report_from_features" in lengths
+    offenders = {name: n for name, n in lengths.items()
+                 if n > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS_PENDING}
+    assert offenders == {}, f"shorten these (at most {MAX_FUNCTION_LINES} lines, docstring aside): {offenders}"
+    done = {name for name in LONG_FUNCTIONS_PENDING if lengths.get(name, 0) <= MAX_FUNCTION_LINES}
+    assert not done, f"no longer over the limit: remove {done} from LONG_FUNCTIONS_PENDING"
+
+
+def test_function_length_leaves_out_the_docstring_and_sees_every_function(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text(
+        'def f():\n    """One\n    docstring."""\n    x = 1\n\n    def inner():\n        return x\n    return inner\n'
+        "\n\nclass C:\n    @property\n    def m(self):\n        return 2\n")
+    (tmp_path / "sub" / "b.py").write_text("async def g():\n    pass\n")
+    assert function_lengths(tmp_path) == {"a.py::f": 6, "a.py::f.inner": 2, "a.py::C.m": 2, "sub/b.py::g": 2}
 
 
 # figures ----------------------------------------------------------------------------------------------
