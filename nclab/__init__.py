@@ -15,7 +15,9 @@ the library owns one job (see the book's appendix "The nclab API"):
   checked against Theorem 1 (chapters 6, 7)
 - :mod:`nclab.data` the data sets and their splits (chapters 2-5, 9)
 - :mod:`nclab.models` the networks (chapters 2-5, 9)
+- :mod:`nclab.config` the configuration of a run, every field checked (chapters 2-5, 9)
 - :mod:`nclab.train` one training run: the loop, checkpoints and resuming (chapters 2-5, 9)
+- :mod:`nclab.results` the record of a finished run and its name in the result cache (chapters 2-5, 9)
 - :mod:`nclab.checkpoints` reading a run's checkpoint and checking everything it holds before a resume
 - :mod:`nclab.settings` every ``NCLAB_*`` environment variable, read and checked in one place
 - :mod:`nclab.evaluate` forward passes over a split, the per-epoch measurement and its record,
@@ -50,9 +52,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "losses", "features", "metrics", "nearest_mean", "calibration", "ufm", "hessian", "autodiff",
-    "descent", "data", "models",
-    "train", "checkpoints", "evaluate", "runs", "stats", "tables", "plots", "widgets", "exercises", "bundle",
-    "cluster", "settings", "book",
+    "descent", "data", "models", "config", "train", "results", "checkpoints", "evaluate", "runs", "stats",
+    "tables", "plots", "widgets", "exercises", "bundle", "cluster", "settings", "book",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

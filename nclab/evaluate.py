@@ -65,6 +65,12 @@ HistoryRecord.__doc__ = """One logged epoch of a run: the schema of every entry 
 adds ``epoch``, ``lr`` and the three timings. Every value is a plain Python number (``epoch`` an
 int, the rest floats); ``result.json`` stores a non-finite value as null.
 
+In a run whose config sets ``eval_subset``, every record but the last measures ``test_loss``,
+``test_error``, ``test_ece``, ``test_ece_scaled`` and ``temperature`` on a fixed balanced subset of
+``eval_subset`` validation and test images (:func:`~nclab.evaluate.eval_subset`), the last on the
+whole splits; ``provenance["eval_subset"]`` lists those epochs (:func:`subset_provenance`). The
+training-set fields are always measured on the whole training split.
+
 Attributes
 ----------
 epoch : the epoch just finished (1-based)
@@ -87,11 +93,6 @@ time_train : wall seconds of the epoch's training steps
 time_measure : wall seconds of this measurement
 time_elapsed : wall seconds of the run so far (every epoch and checkpoint included)
 
-In a run whose config sets ``eval_subset``, every record but the last measures ``test_loss``,
-``test_error``, ``test_ece``, ``test_ece_scaled`` and ``temperature`` on a fixed balanced subset of
-``eval_subset`` validation and test images (:func:`~nclab.evaluate.eval_subset`), the last on the
-whole splits; ``provenance["eval_subset"]`` lists those epochs (:func:`subset_provenance`). The
-training-set fields are always measured on the whole training split.
 """
 
 

@@ -146,8 +146,9 @@ def _is_checkout(folder: Path) -> bool:
 def checkout() -> Path | None:
     """The source checkout of the book that this package is imported from, or None (an installed package).
 
-    It is the folder above the package when that folder is the book's repository (see
-    :func:`_is_checkout`), whatever the working directory.
+    It is the folder above the package when that folder is the book's repository (its
+    ``_config.yml`` excludes ``nclab``, and it holds ``book/`` and the package), whatever the
+    working directory.
     """
     return _PACKAGE_PARENT if _is_checkout(_PACKAGE_PARENT) else None
 

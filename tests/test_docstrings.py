@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["losses", "metrics", "features", "calibration", "ufm", "hessian", "descent", "data", "models",
-           "train", "evaluate", "runs", "stats", "tables", "plots", "plots.report",
+MODULES = ["losses", "metrics", "nearest_mean", "features", "calibration", "ufm", "hessian", "autodiff",
+           "descent", "data", "models", "config", "train", "results", "checkpoints", "evaluate", "runs", "stats", "tables", "plots", "plots.report",
            "plots.empirical", "plots.theory", "widgets", "bundle", "cluster", "settings", "exercises",
            "book", "book.tables", "book.evidence", "book.conditioning", "book.repository"]
 
