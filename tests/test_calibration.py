@@ -88,6 +88,7 @@ def test_fit_temperature_recovers_known_temperature(t0):
     assert C.ece(logits / fitted, labels) < 0.02 < C.ece(logits, labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t0", [0.5, 4.0])
 def test_fit_temperature_by_ece_grid_search(t0):
     calibrated, labels = calibrated_sample(int(100 * t0), n=10000)

@@ -30,6 +30,7 @@ def _nclab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, "NCLAB_PROGRESS": "0", **(env or {})}, timeout=300)
 
 
+@pytest.mark.slow
 def test_help():
     done = _nclab("--help")
     assert done.returncode == 0

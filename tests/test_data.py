@@ -101,6 +101,7 @@ def _fashion_available() -> bool:
         (data.DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names)
 
 
+@pytest.mark.slow
 def test_one_epoch_on_real_fashion_mnist():
     if not _fashion_available():
         why = ("Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist, or put the IDX "

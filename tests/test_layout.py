@@ -169,6 +169,7 @@ THEORY = ("nclab.ufm", "nclab.hessian", "nclab.autodiff", "nclab.descent", "ncla
 TRAINING = ("nclab.train", "nclab.runs")
 
 
+@pytest.mark.slow
 def test_the_theory_never_loads_the_training_stack():
     """Each theory module imported into a fresh interpreter (its nclab modules forgotten between
     modules, torch kept): neither the training loop nor the sweeps come with it."""

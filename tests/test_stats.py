@@ -78,6 +78,7 @@ def test_ece_interval_value_is_the_mean_ece():
     assert low < value < high
 
 
+@pytest.mark.slow
 def test_ece_interval_matches_a_brute_force_bootstrap():
     """The percentile interval of a plain loop over resamples, each scored by calibration.ece."""
     logits, labels = _networks(n=150, count=2, seed=1)

@@ -66,6 +66,7 @@ def sgd_step(params: list[torch.Tensor], velocity: list[torch.Tensor], lr: float
     torch._foreach_add_(params, velocity, alpha=-lr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
 def test_torch_sgd_is_the_written_out_step_bit_for_bit(momentum):
     torch.manual_seed(0)
