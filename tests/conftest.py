@@ -272,6 +272,18 @@ def _quick_sweeps_in_the_background(request):
         request.getfixturevalue("quick_sweeps").start_in_background(wanted)
 
 
+def pytest_configure(config):
+    """Ctrl-C reaches the processes the tests start, as it does in a terminal.
+
+    A suite started in the background by a non-interactive shell (``cmd &``) inherits SIGINT
+    ignored, and so would every process it starts: the tests of Ctrl-C, of a worker's SIGINT and of
+    a cancelled job would then see a signal that does nothing. A handled signal is reset to its
+    default in an exec'd child, so handling it here restores the terminal's behaviour for them.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(config, items):
     # The tests that wait for a background sweep go last, so that it has the whole session to train.
     items.sort(key=lambda item: item.get_closest_marker("quick_sweep") is not None)
