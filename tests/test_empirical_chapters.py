@@ -357,3 +357,25 @@ def test_outputs_by_delta_groups_in_delta_order(sweep_like, monkeypatch):
     assert grouped[0.1] == [(0.1, 2, "val"), (0.1, 1, "val"), (0.1, 0, "val")]
     with pytest.raises(ValueError, match="results"):
         runs.outputs_by_delta([])
+
+
+def test_across_runs_is_spearman_of_the_ranks_within_each_delta():
+    """Checked against a brute-force computation: ranks counted by comparisons, then Pearson's r of the centred ranks."""
+    rng = np.random.default_rng(3)
+    runs = []
+    for delta in (0.0, 0.1):
+        for seed in range(5):
+            run = fake_run(delta, seed, nc1=np.geomspace(1.0, 0.1, 3))
+            run.history[-1]["nc1"] = float(rng.uniform(0.01, 1.0))
+            run.history[-1]["test_ece"] = float(rng.uniform(0.0, 0.2))
+            runs.append(run)
+    xs, ys = [], []
+    for delta in (0.0, 0.1):
+        group = [r for r in runs if r.config.delta == delta]
+        for key, out in (("nc1", xs), ("test_ece", ys)):
+            values = [r.final[key] for r in group]
+            out += [sum(w < v for w in values) - (len(values) - 1) / 2 for v in values]
+    expected = np.corrcoef(xs, ys)[0, 1]
+    from nclab.book import evidence
+
+    assert evidence.across_runs(runs).statistic == pytest.approx(expected, abs=1e-12)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from .. import stats
 from ..runs import profile_of, select
@@ -353,8 +353,8 @@ def across_runs(results: list[RunResult], x: str = "nc1", y: str = "test_ece"):
     for runs in tables.by_delta(results).values():
         a = np.array([r.final[x] for r in runs])
         b = np.array([r.final[y] for r in runs])
-        xs.append(np.argsort(np.argsort(a)) - (len(a) - 1) / 2)
-        ys.append(np.argsort(np.argsort(b)) - (len(b) - 1) / 2)
+        xs.append(rankdata(a, method="ordinal") - (len(a) + 1) / 2)
+        ys.append(rankdata(b, method="ordinal") - (len(b) + 1) / 2)
     return spearmanr(np.concatenate(xs), np.concatenate(ys))
 
 
