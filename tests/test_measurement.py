@@ -31,10 +31,12 @@ def test_one_light_record_per_epoch_matching_the_full_record_and_the_final_model
     for full in result.history:
         for key in ("train_loss", "train_error", "nc1"):
             assert light[full["epoch"]][key] == full[key]
-    # An independent computation: the saved final network, measured again on the training split.
+    # An independent computation: the saved final network, measured again on the training split,
+    # with the run's thread count (a reduction over another number of threads rounds differently).
     model = result.load_model()
     batches = data.DeviceBatches(data.load(config.dataset, "train"), torch.device("cpu"))
-    again = evaluate.measure_light(model, batches, config.delta)
+    with train_module._cpu_threads(config.threads):
+        again = evaluate.measure_light(model, batches, config.delta)
     for key in ("train_loss", "train_error", "nc1"):
         assert result.light[-1][key] == again[key]
     # Stored and read back with the result; light_series reads one field.
