@@ -10,6 +10,7 @@ import torch
 
 from nclab import data, evaluate, metrics, models, runs
 from nclab import train as train_module
+from run_tools import train_until
 from nclab.train import RunResult, TrainConfig, cache_key, train
 
 
@@ -119,20 +120,7 @@ def test_a_run_without_light_every_records_no_light_and_writes_no_light_key(tmp_
 def test_a_resumed_run_keeps_its_light_records(tmp_path, monkeypatch):
     config = _config()
     reference = train(config, progress=False)
-    real_save = train_module._save
-
-    class Stop(Exception):
-        pass
-
-    def save_then_stop(path, cfg, epoch, *args):
-        real_save(path, cfg, epoch, *args)
-        if epoch == 4:
-            raise Stop
-
-    monkeypatch.setattr(train_module, "_save", save_then_stop)
-    with pytest.raises(Stop):
-        train(config, run_dir=tmp_path, progress=False)
-    monkeypatch.undo()
+    train_until(config, tmp_path, 4)
     assert [r["epoch"] for r in torch.load(tmp_path / "checkpoint.pt", weights_only=True)["light"]] == [1, 2, 3, 4]
     resumed = train(config, run_dir=tmp_path, progress=False)
 
@@ -144,20 +132,7 @@ def test_a_resumed_run_keeps_its_light_records(tmp_path, monkeypatch):
 
 def test_a_checkpoint_with_damaged_light_records_is_refused(tmp_path, monkeypatch):
     config = _config()
-    real_save = train_module._save
-
-    class Stop(Exception):
-        pass
-
-    def save_then_stop(path, cfg, epoch, *args):
-        real_save(path, cfg, epoch, *args)
-        if epoch == 2:
-            raise Stop
-
-    monkeypatch.setattr(train_module, "_save", save_then_stop)
-    with pytest.raises(Stop):
-        train(config, run_dir=tmp_path, progress=False)
-    monkeypatch.undo()
+    train_until(config, tmp_path, 2)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["light"] = state["light"][:1]
     torch.save(state, tmp_path / "checkpoint.pt")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from nclab import data, models, runs
 from nclab import train as train_module
+from run_tools import train_until
 from nclab.train import CHECKPOINT, RESULT, RunResult, TrainConfig, lr_at, measure, train
 
 
@@ -96,20 +97,7 @@ def test_a_format_1_checkpoint_resumes_with_the_same_history(tmp_path, monkeypat
     """Checkpoints written with the hand-written step ("velocity") continue bit for bit."""
     config = _small(epochs=4)
     reference = train(config, progress=False)
-    real_save = train_module._save
-
-    class Stop(Exception):
-        pass
-
-    def save_then_stop(path, cfg, epoch, *args):
-        real_save(path, cfg, epoch, *args)
-        if epoch == 2:
-            raise Stop
-
-    monkeypatch.setattr(train_module, "_save", save_then_stop)
-    with pytest.raises(Stop):
-        train(config, run_dir=tmp_path, progress=False)
-    monkeypatch.undo()
+    train_until(config, tmp_path, 2)
     path = tmp_path / CHECKPOINT
     state = torch.load(path, weights_only=True)
     optimizer = state.pop("optimizer")
