@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from nclab import data, models, runs
-from nclab import train as train_module
 from run_tools import train_until
 from nclab.train import CHECKPOINT, RESULT, RunResult, TrainConfig, lr_at, measure, train
 
