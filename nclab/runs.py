@@ -322,16 +322,29 @@ class SweepIncomplete(RuntimeError):
     """Some runs of a sweep did not finish because their worker process was stopped; the finished ones are kept."""
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux, the worker is sent SIGTERM when the sweep's main process dies (even by SIGKILL)."""
+def _start_worker(parent: int) -> None:
+    """Worker initializer: die with the sweep's main process, and finish every import before a run can be interrupted.
+
+    On Linux the worker is sent SIGTERM when the main process dies (even by SIGKILL). Ctrl-C is
+    ignored while the worker imports what training needs (torch imports some modules lazily, on
+    the first optimizer): an import cut by KeyboardInterrupt leaves a half-initialised module that
+    would break the worker's next run. Once warmed up, a SIGINT stops the current run only.
+    """
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
-        import signal
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: a worker outlives a killed main process only until its current run ends
     if os.getppid() != parent:   # the main process died before the line above took effect
         os._exit(1)
+    import torch
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)   # imports torch._dynamo, as training will
+    weight.sum().backward()
+    optimizer.step()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _in_workers(todo: dict[str, TrainConfig], workers: int, bar) -> None:
@@ -339,7 +352,7 @@ def _in_workers(todo: dict[str, TrainConfig], workers: int, bar) -> None:
     context = multiprocessing.get_context("spawn")
     stopped: list[str] = []
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         jobs = {pool.submit(_train_in_worker, cfg.to_dict(), folder): folder for folder, cfg in todo.items()}
         try:
             for job in as_completed(jobs):

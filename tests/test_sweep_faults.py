@@ -95,3 +95,28 @@ def test_the_workers_die_with_a_killed_sweep(tmp_path):
         return all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
                    for pid in workers)
     assert _wait_for(gone, 20), "worker processes outlived the killed sweep"
+
+
+WARM_UP_UNDER_SIGINT = """
+import os, signal, sys
+
+class Interrupt:
+    # a Ctrl-C that lands while torch imports its lazily loaded modules
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch._dynamo.decorators":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from nclab.runs import _start_worker
+_start_worker(os.getppid())
+import torch
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # as the worker's next run does
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+print("ready")
+"""
+
+
+def test_a_ctrl_c_during_a_workers_imports_leaves_no_half_imported_module_for_its_next_run():
+    done = subprocess.run([sys.executable, "-c", WARM_UP_UNDER_SIGINT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "ready\n", done.stderr[-2000:]
