@@ -1,4 +1,4 @@
-"""The built site in a real browser (Chromium through Playwright): every page loads cleanly and its controls work.
+"""The built site in a real browser (Chromium through Playwright): every page loads cleanly, shows no raw MyST, and its controls work.
 
 Needs the built book (``make book``; CI builds it before the tests) and a Chromium: Debian's
 ``chromium`` is used through ``executable_path``, no browser is downloaded. The site is served on
@@ -27,6 +27,25 @@ pytestmark = pytest.mark.slow
 
 # TeX that MathJax should have turned into math: inline/display delimiters or a bare command.
 UNTYPESET = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\(?:frac|mathrm|sum|begin|lambda|delta|mu)\b")
+# MyST that did not render, as a reader would see it: a line that starts as a heading, a fence or a
+# directive, a cell marker or a target; a heading mark in the middle of a line; a role ({glue:text}...).
+RAW_MYST = re.compile(r"^[ \t]*(?:#{1,6}[ \t]|:{3,}|`{3,}|~{3,}|\+{3}|\{[a-z][\w:.-]*\}|\([\w.-]+\)=[ \t]*$"
+                      r"|:(?:tags|class|label|name):)"
+                      r"|\S#{2,6}[ \t]|\{(?:glue|eq|ref|numref|doc|cite|math|term)\b[\w:.-]*\}", re.M)
+# A page's text as a reader sees it (innerText) with every dropdown and hidden cell opened, without
+# code, math and scripts: those show MyST-like text on purpose.
+VISIBLE_TEXT = """() => {
+    document.querySelectorAll('details').forEach(d => { d.open = true; });
+    document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+    document.querySelectorAll('pre, code, script, style, mjx-container, .highlight, textarea')
+        .forEach(e => { e.style.display = 'none'; });
+    return (document.querySelector('main') || document.body).innerText;
+}"""
+
+
+def raw_myst(text: str) -> list[str]:
+    """The lines of a page's visible text that show MyST source instead of what it renders to."""
+    return [line.strip() for line in text.splitlines() if RAW_MYST.search(line)]
 
 
 def _need(thing: str, present: bool, how: str):
@@ -79,7 +98,7 @@ def _open(browser, url: str):
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_the_page_loads_without_errors_and_its_math_is_typeset(site, browser, path):
+def test_the_page_loads_without_errors_its_math_is_typeset_and_it_shows_no_raw_myst(site, browser, path):
     page, problems = _open(browser, site + path)
     text = page.evaluate("""() => {
         const body = document.querySelector('main') || document.body;
@@ -87,10 +106,30 @@ def test_the_page_loads_without_errors_and_its_math_is_typeset(site, browser, pa
         copy.querySelectorAll('pre, code, script, style, mjx-container, .highlight, textarea').forEach(e => e.remove());
         return copy.innerText;
     }""")
+    visible = page.evaluate(VISIBLE_TEXT)
     page.close()
     assert problems == []
     leftover = UNTYPESET.findall(text)
     assert not leftover, f"untypeset TeX on {path}: {leftover[:5]}"
+    raw = raw_myst(visible)
+    assert not raw, f"raw MyST shown on {path}: {raw[:5]}"
+
+
+def test_the_raw_myst_check_finds_unrendered_myst_on_a_page_and_passes_code(browser, tmp_path):
+    page_file = tmp_path / "page.html"
+    page_file.write_text("""<html><body><main>
+        <h2>Many machines</h2><p>Afterwards the report reads the folder r## Questions</p>
+        <p>## Key takeaways</p><p>The margin is {glue:text}`m_star` here.</p>
+        <details><summary>Solution</summary><p>:::{admonition} Solution</p></details>
+        <p>```{code-cell} ipython3</p>
+        <pre>## a comment in code\n```{code-cell} ipython3</pre><p>Code: <code>{glue:text}</code>, C#.</p>
+        </main></body></html>""")
+    page = browser.new_page()
+    page.goto(page_file.as_uri(), wait_until="load")
+    found = raw_myst(page.evaluate(VISIBLE_TEXT))
+    page.close()
+    assert found == ["Afterwards the report reads the folder r## Questions", "## Key takeaways",
+                     "The margin is {glue:text}`m_star` here.", ":::{admonition} Solution", "```{code-cell} ipython3"]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
