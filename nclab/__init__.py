@@ -31,7 +31,7 @@ the library owns one job (see the book's appendix "The nclab API"):
 - :mod:`nclab.plots.report` figures of any set of runs, for ``python -m nclab report`` (chapters 3, 4, 9)
 - :mod:`nclab.plots.empirical` figures of a trained network and of the delta sweep (chapters 2-5)
 - :mod:`nclab.plots.theory` figures of the UFM, its Hessian and gradient descent (chapters 1, 6-8)
-- :mod:`nclab.widgets` the live delta explorers that redraw a figure per delta (chapters 1-8)
+- :mod:`nclab.widgets` the live delta explorers that redraw a figure per delta, and the quick checks (chapters 1-8)
 - :mod:`nclab.exercises` self-checked coding exercises, one submodule per chapter (chapters 1-8)
 
 The book's machinery is apart, in :mod:`nclab.book`: the chapters' tables
