@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nclab-installed
 
-.PHONY: help venv book test test-fast lab sync bench results clean
+.PHONY: help venv book test test-fast lab sync study-times bench results clean
 
 help:
 	@echo "make book   build the book into _build/html (every chapter executed; fails on any warning)"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast  the tests not marked slow (a few minutes): the lane to run while editing"
 	@echo "make lab    open the chapters in JupyterLab (.md files open as notebooks)"
 	@echo "make sync   carry _config.yml's repository URL into the package and install cells, regenerate book/*.ipynb"
+	@echo "make study-times  recount the chapters' words, questions and exercises, and take their run times from make book's cache"
 	@echo "make bench  run the benchmarks in benchmarks/"
 	@echo "make results  retrain the fashion evidence bundle (24 runs, about an hour on 2 cores) into results/fashion"
 	@echo "make clean  remove the built book and caches (keeps .venv)"
@@ -47,6 +48,10 @@ lab: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/python tools/sync_repository.py
 	$(BIN)/jupytext --sync book/[0-9]*.md
+
+# The chapters' study times (nclab/book/study_times.json): after editing a chapter, and after make book.
+study-times: $(STAMP)
+	$(BIN)/python -m nclab.book.study_times
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

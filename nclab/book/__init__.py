@@ -10,6 +10,8 @@ checks the import graph).
   into the pages
 - :mod:`nclab.book.conditioning` chapter 7's tables of condition numbers and step counts, and the
   claims its prose makes
+- :mod:`nclab.book.study_times` how long each chapter takes to study: words, questions, exercises
+  and run time, measured into ``study_times.json``, glued into the chapters and the teachers' page
 - :mod:`nclab.book.repository` where the book lives on the web: its repository, install and
   published-results URLs (written by ``make sync``)
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from .. import _imported_on_first_use
 
-_SUBMODULES = ("tables", "evidence", "conditioning", "repository")
+_SUBMODULES = ("tables", "evidence", "conditioning", "study_times", "repository")
 
 __all__ = list(_SUBMODULES)
 
