@@ -128,8 +128,9 @@ class Table:
 
         The i-th value of each row belongs to the i-th seed (runs of one seed share their
         initialization and batch order), so each column gives one :class:`nclab.stats.Paired`:
-        the mean of the differences row − reference with a paired-t interval, the sign-test
-        p-value, and the verdict "lower", "higher" (the interval excludes 0) or "not separated".
+        the mean of the differences row − reference with a paired-t interval, the exact test's
+        p-value, and the verdict of :func:`nclab.stats.paired` ("lower" or "higher" when the
+        interval excludes 0 and the exact test rejects; "not separated"; "too few seeds to decide").
         A seed without a value (NaN: a threshold never reached) counts as :attr:`never` when the
         table sets it, and is left out otherwise.
         """
@@ -149,9 +150,10 @@ class Table:
     def verdicts(self, reference: str) -> str:
         """:meth:`compare` of every other row with ``reference``, as a printable grid.
 
-        Each cell: the verdict, then the mean paired difference and its 95% interval.
+        Each cell: the verdict (each comparison on its own, before a chapter's family adjustment),
+        then the mean paired difference and its 95% interval.
         """
-        short = {"lower": "lower", "higher": "higher", "not separated": "n.s."}
+        short = {"lower": "lower", "higher": "higher", "not separated": "n.s.", "too few seeds to decide": "too few"}
         cells = {label: {c: f"{short[v.verdict]} {v.mean:+.2g} [{v.low:+.2g}, {v.high:+.2g}]"
                          for c, v in self.compare(label, reference).items()}
                  for label in self.values if label != reference}
