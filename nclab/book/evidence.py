@@ -29,10 +29,10 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 
 from .. import stats
-from ..runs import profile_of, select
-from ..tables import text_table
+from ..runs import select
 from ..train import RunResult
 from . import tables
+from .scales import ClaimsAtScales, scale_name, side_by_side
 
 __all__ = ["Evidence", "Text", "describe", "chapter2", "chapter3", "chapter4", "chapter5",
            "CHAPTER3_DELTAS", "ClaimsAtScales", "side_by_side", "scale_name"]
@@ -114,7 +114,10 @@ class Evidence:
 
 
 def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit: str = "") -> str:
-    """A paired verdict in words, with the mean difference, its 95% interval and the sign-test p-value.
+    """A paired verdict in words, with the mean difference, its 95% interval and the exact test's p-value.
+
+    After :func:`nclab.stats.adjust`, the adjusted p-value follows the raw one; values on a grid
+    (epochs logged every few epochs) state the grid.
 
     Parameters
     ----------
@@ -124,11 +127,47 @@ def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit
 
     Examples
     --------
+    >>> describe(stats.paired([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 3.1, 3.9, 5.2, 6.1, 7.0]))
+    'lower (-1.1, 95% CI [-1.2, -0.94], p = 0.031)'
     >>> describe(stats.paired([1.0, 2.0, 3.0], [2.0, 3.1, 3.9]))
-    'lower (-1, 95% CI [-1.2, -0.75], p = 0.25)'
+    'too few seeds to decide (-1, 95% CI [-1.2, -0.75], p = 0.25)'
     """
-    word = {"lower": words[0], "higher": words[1]}.get(p.verdict, "not separated")
-    return f"{word} ({p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}], p = {p.p_sign:.2g})"
+    word = {"lower": words[0], "higher": words[1]}.get(p.verdict, p.verdict)
+    test = f"p = {p.p_exact:.2g}" + ("" if p.p_adjusted is None else f", adjusted {p.p_adjusted:.2g}")
+    grid = "" if p.resolution is None else f", logged every {p.resolution:g}{unit}"
+    return f"{word} ({p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}], {test}{grid})"
+
+
+def adjusted(*groups: dict) -> tuple:
+    """The chapter's comparisons adjusted as one family (Benjamini-Hochberg at 5%), in the same nested shape.
+
+    Each group is a dict label -> (dict column -> Paired) or label -> Paired; every Paired of every
+    group is one member of the family.
+    """
+    flat = {}
+    for g, group in enumerate(groups):
+        for label, value in group.items():
+            if isinstance(value, stats.Paired):
+                flat[(g, label, None)] = value
+            else:
+                flat.update({(g, label, column): c for column, c in value.items()})
+    done = stats.adjust(flat, "bh")
+    out = []
+    for g, group in enumerate(groups):
+        out.append({label: (done[(g, label, None)] if isinstance(value, stats.Paired)
+                            else {column: done[(g, label, column)] for column in value})
+                    for label, value in group.items()})
+    return tuple(out)
+
+
+def family_text(*groups: dict) -> str:
+    """How many of a family's comparisons give a direction, in words (glued by chapters 3-5)."""
+    members = [v for group in groups for value in group.values()
+               for v in ([value] if isinstance(value, stats.Paired) else value.values())]
+    directional = sum(v.verdict in ("lower", "higher") for v in members)
+    too_few = sum(v.verdict == stats.TOO_FEW for v in members)
+    text = f"{directional} of {len(members)} comparisons give a direction after the Benjamini-Hochberg adjustment"
+    return text + (f" ({too_few} cannot: too few untied seed pairs)" if too_few else "")
 
 
 def _key(delta: float) -> str:
@@ -150,13 +189,17 @@ def _tally(verdicts, what: str = "LS settings") -> str:
     return ", ".join(f"{word} for {k}" for word, k in parts) + f" of the {n} {what}"
 
 
-def steps(table, column: str, labels: list[str]) -> str:
-    """How a measure moves from each δ to the next, every step a paired comparison (chapters 4, 5).
+def step_comparisons(table, column: str, labels: list[str]) -> list[stats.Paired]:
+    """Each step of δ to the next in one column, as a paired comparison (next − previous)."""
+    return [table.compare(b, a)[column] for a, b in zip(labels, labels[1:])]
 
-    Returns "falls at every step of δ" or "rises at every step of δ" when every step's interval
-    excludes 0 in that direction, and otherwise a tally of the steps.
+
+def steps(verdicts: list[stats.Paired]) -> str:
+    """How a measure moves from each δ to the next, from the (adjusted) step comparisons (chapters 4, 5).
+
+    Returns "falls at every step of δ" or "rises at every step of δ" when every step is "lower"
+    (or "higher") under the decision rule, and otherwise a tally of the steps.
     """
-    verdicts = [table.compare(b, a)[column] for a, b in zip(labels, labels[1:])]
     if _count(verdicts, "lower") == len(verdicts):
         return "falls at every step of δ"
     if _count(verdicts, "higher") == len(verdicts):
@@ -175,13 +218,14 @@ def chapter2(results: list[RunResult]) -> Evidence:
     keys = [k for k in values if k not in ("w_norm", "h_norm")]
     fell = [k for k in keys if (values[k][last] <= values[k][first]).all()]
     ratio = {k: float((values[k][first] / values[k][last]).mean()) for k in ("nc1", "nc2_wh", "nc3")}
-    equinorm = stats.paired(values["equinorm_w"][last], values["equinorm_h"][last])
+    (family,) = adjusted({"equinorm": stats.paired(values["equinorm_w"][last], values["equinorm_h"][last])})
+    equinorm = family["equinorm"]
     ev = Evidence("chapter 2")
     ev.texts = {
         "ch2_seeds": str(len(ce)),
         "ch2_fell": ", ".join(fell) if fell else "none",
         "ch2_not_fell": ", ".join(k for k in keys if k not in fell) or "none",
-        "ch2_fell_p": f"{stats.paired(values['nc1'][last], values['nc1'][first]).p_sign:.2g}",
+        "ch2_fell_p": f"{stats.paired(values['nc1'][last], values['nc1'][first]).p_exact:.2g}",
         "ch2_nc1_ratio": f"{ratio['nc1']:.3g}",
         "ch2_nc2_ratio": f"{ratio['nc2_wh']:.3g}",
         "ch2_nc3_ratio": f"{ratio['nc3']:.3g}",
@@ -208,48 +252,72 @@ def chapter2(results: list[RunResult]) -> Evidence:
 # Chapter 3 ------------------------------------------------------------------------------------
 
 def chapter3_tables(results: list[RunResult]):
-    """The two tables of chapter 3: epochs to thresholds, and final values (CE, δ = 0.05, δ = 0.3)."""
+    """The two tables of chapter 3: epochs to thresholds, and final values (CE, δ = 0.05, δ = 0.3).
+
+    Returns (runs compared, speed table, final table, names): ``names`` maps each threshold's
+    glue name ("zero", "nc1_high", "nc1_low", "nc2_high", "nc2_low") to its column label; a
+    threshold the speed table dropped (not strictly inside every run's range) has no column there.
+    """
     compared = select(results, CHAPTER3_DELTAS)
-    thresholds = {"train_error": 0.0,
-                  "nc1": tables.common_levels(compared, "nc1", 2),
-                  "nc2_wh": tables.common_levels(compared, "nc2_wh", 2)}
+    nc1 = tables.common_levels(compared, "nc1", 2)
+    nc2 = tables.common_levels(compared, "nc2_wh", 2)
+    thresholds = {"train_error": 0.0, "nc1": nc1, "nc2_wh": nc2}
+    names = {"zero": "train_error ≤ 0", "nc1_high": f"nc1 ≤ {nc1[0]:.3g}", "nc1_low": f"nc1 ≤ {nc1[1]:.3g}",
+             "nc2_high": f"nc2_wh ≤ {nc2[0]:.3g}", "nc2_low": f"nc2_wh ≤ {nc2[1]:.3g}"}
     speed = tables.threshold_table(compared, thresholds)
     ends = tables.final_table(compared, ["train_error", "test_error", "train_loss", "nc1", "nc2_wh", "nc3",
                                         "w_norm", "h_norm"])
-    return compared, speed, ends
+    return compared, speed, ends, names
+
+
+def _verdict(comparisons: dict, column: str, word: str) -> bool:
+    """Whether a (possibly dropped) column's comparison has the verdict ``word``."""
+    return column in comparisons and comparisons[column].verdict == word
 
 
 def chapter3(results: list[RunResult]) -> Evidence:
-    """CE against LS (δ = 0.05 and 0.3) over the epochs: how fast, and where they end."""
-    compared, speed, ends = chapter3_tables(results)
+    """CE against LS (δ = 0.05 and 0.3) over the epochs: how fast, and where they end.
+
+    Every comparison of the chapter is one family, adjusted by Benjamini-Hochberg (:func:`adjusted`).
+    """
+    compared, speed, ends, names = chapter3_tables(results)
     ev = Evidence("chapter 3")
     fast = {d: speed.compare(tables.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
     end = {d: ends.compare(tables.delta_label(d), "CE") for d in CHAPTER3_DELTAS[1:]}
-    zero, nc1_high, nc1_low, nc2_high, nc2_low = speed.columns
-    names = {zero: "zero", nc1_high: "nc1_high", nc1_low: "nc1_low", nc2_high: "nc2_high", nc2_low: "nc2_low"}
+    strong = {"nc1": stats.paired(ends.values["LS δ=0.3"]["nc1"], ends.values["LS δ=0.05"]["nc1"])}
+    fast, end, strong = adjusted(fast, end, strong)
+    strong = strong["nc1"]
     for d in CHAPTER3_DELTAS[1:]:
-        for column, name in names.items():
-            ev.texts[f"ch3_{name}_{_key(d)}"] = describe(fast[d][column], ("earlier", "later"), " epochs")
+        for name, column in names.items():
+            ev.texts[f"ch3_{name}_{_key(d)}"] = (describe(fast[d][column], ("earlier", "later"), " epochs")
+                                                 if column in fast[d] else
+                                                 f"not compared ({speed.dropped[column]})")
         for key, p in end[d].items():
             ev.texts[f"ch3_end_{key}_{_key(d)}"] = describe(p)
-    comparisons = sum(len(v) for v in fast.values()) + sum(len(v) for v in end.values())
-    zero_epochs = np.concatenate([speed.values[label][zero] for label in speed.values])
+    comparisons = sum(len(v) for v in fast.values()) + sum(len(v) for v in end.values()) + 1
+    zero = names["zero"]
+    zero_epochs = (np.concatenate([speed.values[label][zero] for label in speed.values])
+                   if zero in speed.columns else np.array([np.nan]))
     setup = compared[0].config
-    strong = stats.paired(ends.values["LS δ=0.3"]["nc1"], ends.values["LS δ=0.05"]["nc1"])
     ev.texts.update({
         "ch3_seeds": str(len(select(results, 0.0))),
         "ch3_comparisons": str(comparisons),
         "ch3_chance": f"{0.05 * comparisons:.2g}",
-        "ch3_zero_latest": f"{np.nanmax(zero_epochs):g}",
+        "ch3_family": family_text(fast, end, {"strong": strong}),
+        "ch3_directional": str(sum(p.verdict in ("lower", "higher") for g in (*fast.values(), *end.values())
+                                   for p in g.values()) + (strong.verdict in ("lower", "higher"))),
+        "ch3_zero_latest": f"{np.nanmax(zero_epochs):g}" if np.isfinite(zero_epochs).any() else "never",
         "ch3_epochs": str(setup.epochs),
+        "ch3_grid": f"{next(iter(speed.resolution.values()), setup.log_every):g}",
         "ch3_nc1_strong_vs_paper": describe(strong),
     })
+    nc2 = (names["nc2_high"], names["nc2_low"])
     ev.claims = {
         "every run reaches zero training error within the first quarter of training":
             bool(np.isfinite(zero_epochs).all() and zero_epochs.max() <= setup.epochs / 4),
         "both LS settings reach both NC2 levels earlier than CE (paired)":
-            all(fast[d][c].verdict == "lower" for d in fast for c in (nc2_high, nc2_low)),
-        "δ = 0.3 reaches the lower NC1 level earlier than CE (paired)": fast[0.3][nc1_low].verdict == "lower",
+            all(_verdict(fast[d], c, "lower") for d in fast for c in nc2),
+        "δ = 0.3 reaches the lower NC1 level earlier than CE (paired)": _verdict(fast[0.3], names["nc1_low"], "lower"),
         "NC1, NC2 and both norms end lower with both LS settings (paired)":
             all(end[d][k].verdict == "lower" for d in end for k in ("nc1", "nc2_wh", "w_norm", "h_norm")),
         "the training loss ends higher with LS (its optimum is not 0)":
@@ -259,8 +327,8 @@ def chapter3(results: list[RunResult]) -> Evidence:
     }
     paper = fast[0.05], end[0.05]
     ev.paper = {
-        "LS (δ = 0.05) reaches zero training error earlier than CE": paper[0][zero].verdict == "lower",
-        "LS (δ = 0.05) reaches the lower NC1 level earlier than CE": paper[0][nc1_low].verdict == "lower",
+        "LS (δ = 0.05) reaches zero training error earlier than CE": _verdict(paper[0], zero, "lower"),
+        "LS (δ = 0.05) reaches the lower NC1 level earlier than CE": _verdict(paper[0], names["nc1_low"], "lower"),
         "LS (δ = 0.05) ends with lower NC1 than CE": paper[1]["nc1"].verdict == "lower",
         "LS (δ = 0.05) ends with lower NC2 than CE": paper[1]["nc2_wh"].verdict == "lower",
         "LS (δ = 0.05) ends with smaller classifier and feature norms than CE":
@@ -286,6 +354,11 @@ def chapter4(results: list[RunResult]) -> Evidence:
     labels = [tables.delta_label(d) for d in sorted({r.config.delta for r in results})]
     ls = labels[1:]
     versus = {label: matched.compare(label, "CE") for label in ls}
+    end_versus = {label: ends.compare(label, "CE") for label in ls}
+    step = {key: dict(enumerate(step_comparisons(ends, key, labels))) for key in ends.columns}
+    strongest = {key: stats.paired(ends.values[labels[-1]][key], ends.values["LS δ=0.05"][key])
+                 for key in ("nc1", "nc2_wh")}
+    versus, end_versus, step, strongest = adjusted(versus, end_versus, step, strongest)
     upper, lowest = matched.columns[:-1], matched.columns[-1]
     ev = Evidence("chapter 4")
     cells = [versus[label][c] for label in ls for c in matched.columns]
@@ -296,16 +369,14 @@ def chapter4(results: list[RunResult]) -> Evidence:
         "ch4_matched_lowest": f"{_count(at_lowest, 'lower')} of {len(at_lowest)}",
         "ch4_matched_005_lowest": describe(versus["LS δ=0.05"][lowest]),
         "ch4_matched_005_upper": describe(versus["LS δ=0.05"][upper[0]]),
+        "ch4_family": family_text(versus, end_versus, step, strongest),
     })
-    end_versus = {label: ends.compare(label, "CE") for label in ls}
     for key in ends.columns:
         verdicts = [end_versus[label][key] for label in ls]
         ev.texts[f"ch4_end_{key}"] = _tally(verdicts)
-    trend = {key: steps(ends, key, labels) for key in ends.columns}
+    trend = {key: steps(list(step[key].values())) for key in ends.columns}
     for key, text in trend.items():
         ev.texts[f"ch4_trend_{key}"] = text
-    strongest = {key: stats.paired(ends.values[labels[-1]][key], ends.values["LS δ=0.05"][key])
-                 for key in ("nc1", "nc2_wh")}
     ev.texts["ch4_nc1_strongest"] = describe(strongest["nc1"])
     ev.texts["ch4_nc2_strongest"] = describe(strongest["nc2_wh"])
     ev.texts["ch4_largest"] = f"{max(r.config.delta for r in results):g}"
@@ -358,6 +429,35 @@ def across_runs(results: list[RunResult], x: str = "nc1", y: str = "test_ece"):
     return spearmanr(np.concatenate(xs), np.concatenate(ys))
 
 
+def _scaled_ece_checks(rows: dict, test: dict, ls: list[str]) -> dict[str, str]:
+    """The texts of chapter 5 on ECE differences: two-level intervals (δ = 0.05 − CE) and the bin-count check.
+
+    A verdict on the ECE after temperature scaling is stated only when it is the same at every bin
+    count of :func:`nclab.stats.ece_bins_agree`; otherwise it reads "depends on the bin count".
+    """
+    texts = {}
+    deltas = {label: d for d in test for label in ls if tables.delta_label(d) == label}
+    ce, ls05 = test[0.0], test[0.05]
+    t_ce, t_05 = rows["CE"]["T from val"], rows["LS δ=0.05"]["T from val"]
+    for name, temps in (("raw", (None, None)), ("scaled", (t_05, t_ce))):
+        diff, low, high = stats.ece_difference([o.logits for o in ls05], [o.logits for o in ce], ce[0].labels,
+                                               temperatures_a=temps[0], temperatures_b=temps[1], n_resamples=1000)
+        texts[f"ch5_two_level_{name}"] = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+    agreed = {}
+    for label in ls:
+        outs = test[deltas[label]]
+        agreed[label], each = stats.ece_bins_agree([o.logits for o in outs], [o.logits for o in ce], ce[0].labels,
+                                                   temperatures_a=rows[label]["T from val"], temperatures_b=t_ce)
+        if label == "LS δ=0.05":
+            texts["ch5_scaled_bins_each"] = ", ".join(f"{k} bins: {p.verdict}" for k, p in each.items())
+            texts["ch5_scaled_005"] = agreed[label] + (" (the same at every bin count from 10 to 30)"
+                                                       if agreed[label] != "depends on the bin count" else
+                                                       " (between 10 and 30 bins)")
+    counts = {v: sum(a == v for a in agreed.values()) for v in dict.fromkeys(agreed.values())}
+    texts["ch5_scaled_summary"] = ", ".join(f"{v} for {k}" for v, k in counts.items()) + f" of the {len(ls)} LS settings"
+    return texts
+
+
 def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, entropies=None,
              correlations=None) -> Evidence:
     """Calibration across δ: raw and scaled ECE, fitted temperatures, entropy, and the link to collapse.
@@ -375,34 +475,36 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
     labels = list(rows)
     ls = labels[1:]
     versus = {label: calibration.compare(label, "CE") for label in ls}
+    entropy_versus = {label: entropies.compare(label, "CE") for label in ls}
+    ece_steps = dict(enumerate(step_comparisons(calibration, "ECE", labels)))
+    # Fitting on the test set, the only change: the same grid search on validation against on test.
+    gap = {"optimism": stats.paired(np.concatenate([rows[label]["ECE, T from test"] for label in labels]),
+                                    np.concatenate([rows[label]["ECE, grid T from val"] for label in labels]))}
+    versus, entropy_versus, ece_steps, gap = adjusted(versus, entropy_versus, ece_steps, gap)
     ev = Evidence("chapter 5")
+    ev.texts["ch5_family"] = family_text(versus, entropy_versus, ece_steps, gap)
     raw = [versus[label]["ECE"] for label in ls]
-    scaled = [versus[label]["ECE, T from val"] for label in ls]
     ev.texts.update({
         "ch5_seeds": str(len(rows["CE"]["ECE"])),
         "ch5_ce_gap": f"{rows['CE']['confidence − accuracy'].mean():+.3f}",
         "ch5_ce_T": f"{rows['CE']['T from val'].mean():.2f}",
         "ch5_raw_higher": f"{_count(raw, 'higher')} of {len(raw)}",
-        "ch5_scaled_005": describe(versus["LS δ=0.05"]["ECE, T from val"]),
-        "ch5_scaled_summary": _tally(scaled),
+        "ch5_scaled_005_20_bins": describe(versus["LS δ=0.05"]["ECE, T from val"]),
         "ch5_scaled_fraction": f"{max(calibration.mean(l, 'ECE, T from val') / calibration.mean(l, 'ECE') for l in labels):.2g}",
     })
-    # Fitting on the test set, the only change: the same grid search on validation against on test.
     optimism = np.concatenate([rows[label]["ECE, grid T from val"] - rows[label]["ECE, T from test"] for label in labels])
-    gap = stats.paired(np.concatenate([rows[label]["ECE, T from test"] for label in labels]),
-                       np.concatenate([rows[label]["ECE, grid T from val"] for label in labels]))
-    ev.texts["ch5_optimism"] = describe(gap)
+    ev.texts["ch5_optimism"] = describe(gap["optimism"])
     ev.texts["ch5_optimism_share"] = f"{np.mean(optimism / np.concatenate([rows[l]['ECE, grid T from val'] for l in labels])):.0%}"
     # How much of an ECE is the luck of the test split: bootstrap over test samples.
     for d, label in ((0.0, "CE"), (0.05, "LS δ=0.05")):
         outs = test[d]
         value, low, high = stats.ece_interval([o.logits for o in outs], outs[0].labels, n_bins=20)
-        ev.texts[f"ch5_ece_{_key(d)}"] = f"{value:.3f} (95% bootstrap interval over test samples [{low:.3f}, {high:.3f}])"
+        ev.texts[f"ch5_ece_{_key(d)}"] = f"{value:.3f} (95% BCa bootstrap interval over test samples [{low:.3f}, {high:.3f}])"
         temps = rows[label]["T from val"]
         value, low, high = stats.ece_interval([o.logits for o in outs], outs[0].labels, n_bins=20,
                                               temperatures=temps)
         ev.texts[f"ch5_ece_scaled_{_key(d)}"] = f"{value:.3f} [{low:.3f}, {high:.3f}]"
-    entropy_versus = {label: entropies.compare(label, "CE") for label in ls}
+    ev.texts.update(_scaled_ece_checks(rows, test, ls))
     ev.texts["ch5_entropy_incorrect"] = ", ".join(
         f"{label}: {entropy_versus[label]['incorrect'].verdict}" for label in ls)
     rho_nc1 = [correlations.mean(label, "ρ(NC1, ECE)") for label in labels]
@@ -415,7 +517,7 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
         "the CE networks are underconfident: confidence below accuracy in every run, fitted T < 1 in every seed":
             bool((rows["CE"]["confidence − accuracy"] < 0).all() and (rows["CE"]["T from val"] < 1).all()),
         "every network of the sweep is underconfident": all((rows[l]["confidence − accuracy"] < 0).all() for l in labels),
-        "the raw test ECE rises at every step of δ (paired)": steps(calibration, "ECE", labels) == "rises at every step of δ",
+        "the raw test ECE rises at every step of δ (paired)": steps(list(ece_steps.values())) == "rises at every step of δ",
         "every LS setting has a higher raw ECE than CE (paired)": _count(raw, "higher") == len(raw),
         "temperature scaling with T from validation cuts every setting's ECE to under a third":
             all(calibration.mean(l, "ECE, T from val") < calibration.mean(l, "ECE") / 3 for l in labels),
@@ -436,74 +538,3 @@ def chapter5(results: list[RunResult], val: dict, test: dict, calibration=None, 
             versus["LS δ=0.05"]["ECE, T from val"].verdict == "lower",
     }
     return ev
-
-
-# The same claims at two scales ------------------------------------------------------------------
-
-@dataclass
-class ClaimsAtScales:
-    """Whether each claim of a chapter holds at each scale: the table chapters 2-5 show.
-
-    Attributes
-    ----------
-    scales : scale name -> that scale's :class:`Evidence` (the same chapter function on other runs)
-    """
-
-    scales: dict[str, Evidence]
-
-    @property
-    def claims(self) -> list[str]:
-        """The paper's claims this chapter tests."""
-        first = next(iter(self.scales.values()))
-        return list(first.paper)
-
-    def holds(self, claim: str) -> dict[str, bool]:
-        """Scale name -> whether the runs of that scale show ``claim``."""
-        return {name: ev.paper[claim] for name, ev in self.scales.items()}
-
-    def __str__(self) -> str:
-        names = list(self.scales)
-        rows = [[claim, *("shown" if ok else "not shown" for ok in self.holds(claim).values())]
-                for claim in self.claims]
-        return text_table(["claim of the paper", *names], rows, align="<",
-                          widths=[max(len(c) for c in self.claims), *(len(n) for n in names)])
-
-    def _repr_html_(self) -> str:
-        from html import escape
-        head = "".join(f"<th>{escape(n)}</th>" for n in self.scales)
-        rows = []
-        for claim in self.claims:
-            cells = "".join(f"<td style='text-align:center'>{'✔ shown' if ok else '✘ not shown'}</td>"
-                            for ok in self.holds(claim).values())
-            rows.append(f"<tr><td>{escape(claim)}</td>{cells}</tr>")
-        return (f"<table><thead><tr><th>claim of the paper</th>{head}</tr></thead><tbody>{''.join(rows)}"
-                "</tbody></table>")
-
-
-def scale_name(results: list[RunResult]) -> str:
-    """A column title for the scale of a set of runs, e.g. "digits, mlp (quick profile)"."""
-    c = results[0].config
-    profile = profile_of(c)
-    return f"{c.dataset}, {c.model}" + (f" ({profile} profile)" if profile else "")
-
-
-def side_by_side(**scales: Evidence) -> ClaimsAtScales:
-    """The paper's claims tested in one chapter, at several scales, in one table.
-
-    A claim is "shown" when the runs of that scale show it with the chapter's paired 95% test,
-    and "not shown" otherwise (the opposite, or no separation).
-
-    Example
-    -------
-    >>> quick = Evidence("chapter 9", paper={"LS ends with smaller norms": True})
-    >>> fashion = Evidence("chapter 9", paper={"LS ends with smaller norms": False})
-    >>> print(side_by_side(digits=quick, fashion=fashion))
-    claim of the paper          digits  fashion
-    LS ends with smaller norms  shown   not shown
-    """
-    if not scales:
-        raise ValueError("side_by_side needs at least one scale")
-    claims = [list(ev.paper) for ev in scales.values()]
-    if any(c != claims[0] for c in claims):
-        raise ValueError("the scales' evidence must come from the same chapter function (same claims)")
-    return ClaimsAtScales(dict(scales))

@@ -54,6 +54,11 @@ def collapse_table(results, keys=("nc1", "nc2_h", "nc2_w", "nc2_wh", "nc3", "nc4
 def threshold_table(results, thresholds: dict) -> Table:
     """Epochs until each measure first reaches its thresholds, per δ, mean ± std over seeds (chapter 3).
 
+    A threshold is kept only when it lies strictly inside every run's range: every run is above it
+    at its first logged epoch and reaches it by its last (otherwise the comparison says nothing
+    about speed, e.g. "+0 epochs" when every run is there at the first log); :attr:`dropped` lists
+    the others. Each column's resolution is the widest spacing of the logged epochs.
+
     Parameters
     ----------
     results : RunResults
@@ -62,19 +67,33 @@ def threshold_table(results, thresholds: dict) -> Table:
 
     Returns
     -------
-    Table (rows: δ; one column per threshold; cells: epochs; runs that never reach a threshold are NaN,
-    printed as such, and count as reaching it one measurement after the last epoch in comparisons)
+    Table (rows: δ; one column per kept threshold; cells: epochs), with ``dropped``: the label of
+    every threshold left out and why
     """
     groups = by_delta(results)
     if not isinstance(thresholds, dict) or not thresholds:
         raise ValueError("thresholds must be a non-empty dict: history field -> threshold(s)")
     pairs = [(key, float(t)) for key, ts in thresholds.items() for t in np.atleast_1d(ts)]
-    values = {delta_label(d): {f"{key} ≤ {t:.3g}": np.array([first_epoch_at_or_below(r, key, t) for r in runs])
-                               for key, t in pairs}
-              for d, runs in groups.items()}
-    last = max(r.config.epochs + r.config.log_every for runs in groups.values() for r in runs)
-    return Table("first logged epoch at or below the threshold (mean ± std over seeds)", values, _seeds(groups),
-                 never=float(last))
+    runs = [r for group in groups.values() for r in group]
+    kept, dropped = [], {}
+    for key, t in pairs:
+        label = f"{key} ≤ {t:.3g}"
+        firsts = [r.series(key)[0] for r in runs]
+        reached = [first_epoch_at_or_below(r, key, t) for r in runs]
+        if any(v <= t for v in firsts):
+            dropped[label] = "some run is already there at its first logged epoch"
+        elif any(np.isnan(e) for e in reached):
+            dropped[label] = "some run never gets there"
+        else:
+            kept.append((key, t, label))
+    values = {delta_label(d): {label: np.array([first_epoch_at_or_below(r, key, t) for r in group])
+                               for key, t, label in kept}
+              for d, group in groups.items()}
+    grid = float(max(np.diff(r.epochs).max(initial=1) for r in runs))
+    table = Table("first logged epoch at or below the threshold (mean ± std over seeds)", values, _seeds(groups),
+                  resolution={label: grid for _, _, label in kept})
+    table.dropped = dropped
+    return table
 
 
 def final_table(results, keys) -> Table:
