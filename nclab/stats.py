@@ -5,10 +5,10 @@ by as much as label smoothing moves some of them. A statement such as "NC1 ends 
 is therefore made only from a *paired* comparison, under one decision rule:
 
 - CE and LS runs with the same seed share their initialization and batch order, so they are
-  compared seed by seed: the differences d_s = (LS value) − (CE value), one per seed;
+  compared seed by seed: the differences Δ = (LS value) − (CE value), one per seed;
 - :func:`paired` gives the mean difference with a 95% paired-t interval, and the p-value of an
   exact two-sided test of "no difference": the paired permutation test, which flips the sign of
-  each d_s in every possible way (exact for any distribution symmetric about 0, also for counts
+  each Δ in every possible way (exact for any distribution symmetric about 0, also for counts
   on a grid of logged epochs, where a t interval has no coverage guarantee);
 - the verdict is "lower" or "higher" only when the interval excludes 0 **and** the exact test
   rejects at the level 1 − confidence; otherwise "not separated"; and "too few seeds to decide"

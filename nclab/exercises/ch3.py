@@ -110,7 +110,8 @@ def paired_interval(student) -> Verdict:
 
     The student writes ``paired_interval(ls, ce)`` for two arrays with one value per seed (same
     index = same seed) and returns ``(mean, low, high)``: the mean of the differences
-    d_s = ls_s − ce_s and the 95% interval mean ± t_{0.975, n−1} s_d / √n. The reference is
+    Δ = ls − ce of each seed and the 95% interval Δ̄ ± t_{0.975, R−1} σ̂_Δ / √R over R seeds, with
+    σ̂_Δ the standard deviation of the differences (chapter 3's notation). The reference is
     :func:`nclab.stats.paired`, which every verdict of chapters 3-5 uses.
 
     Parameters
