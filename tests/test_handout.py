@@ -55,16 +55,37 @@ def test_solutions_go_and_everything_else_stays(source, tmp_path):
     assert student_copy(source, target) == 3      # one solution cell, two solution admonitions
     copy = nbformat.read(target, as_version=4)
     original = chapter()
-    kept = [original.cells[i] for i in (0, 1, 2, 3, 4, 8)]
-    assert sources(copy)[:5] == sources(nbformat.v4.new_notebook(cells=kept))[:5]
+    kept = [original.cells[i] for i in (0, 1, 2, 3, 4)]
+    assert sources(copy)[:5] == sources(nbformat.v4.new_notebook(cells=kept))
     assert copy.cells[1].metadata == {"tags": ["remove-cell"]}
     questions = copy.cells[5].source
     assert QUESTION in questions and "2. **(open)** Another question." in questions and NOTE in questions
     assert "Solution" not in questions and "not one-hot" not in questions and "\n\n\n" not in questions
-    assert copy.cells[6].source == "assert 1 + 1 == 2"          # the cell of only an answer is gone
-    assert len(copy.cells) == 7
+    assert len(copy.cells) == 6         # the cell of only an answer is gone, and the check after it
     assert not any("solution" in c.metadata.get("tags", []) for c in copy.cells)
     assert any(SKELETON == c.source for c in copy.cells)
+
+
+def test_the_hidden_checks_of_an_answer_go_with_it(tmp_path):
+    new_md, new_code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    hidden = {"tags": ["hide-cell"]}
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        new_md(f"{QUESTION}\n\n{ANSWER}\n\nThe cells below check it."),
+        new_code("print('the answer, 1')", metadata=hidden),
+        new_code("assert answer == 1", metadata=hidden),
+        new_code("visible = 1"),                                    # not hidden: the chapter's own code
+        new_code("print('kept: after visible code')", metadata=hidden),
+        new_md("2. A question whose answer comes later."),
+        new_code("print('kept: after a question, not an answer')", metadata=hidden),
+        new_md(ANSWER),
+        new_code(SOLUTION, metadata={"tags": ["hide-cell", "solution"]}),
+        new_code("print('the answer, 2')", metadata={"tags": ["hide-cell", "remove-input"]}),
+    ]), tmp_path / "chapter.ipynb")
+    assert student_copy(tmp_path / "chapter.ipynb", tmp_path / "student.ipynb") == 3
+    copy = nbformat.read(tmp_path / "student.ipynb", as_version=4)
+    assert [c.source for c in copy.cells] == [
+        f"{QUESTION}\n\nThe cells below check it.", "visible = 1", "print('kept: after visible code')",
+        "2. A question whose answer comes later.", "print('kept: after a question, not an answer')"]
 
 
 def test_a_myst_source_gives_the_same_copy(source, tmp_path):
@@ -77,15 +98,18 @@ def test_a_myst_source_gives_the_same_copy(source, tmp_path):
     assert [(t, s.strip()) for t, s in sources(from_md)] == [(t, s.strip()) for t, s in sources(from_ipynb)]
 
 
-def test_a_book_chapter_loses_only_its_solutions(tmp_path):
+def test_a_book_chapter_loses_only_its_solutions_and_their_checks(tmp_path):
     from exercise_tools import BOOK
     md = sorted(BOOK.glob("10_*.md"))[0]
     original = jupytext.read(md)
     removed = student_copy(md, tmp_path / "10.ipynb")
     copy = nbformat.read(tmp_path / "10.ipynb", as_version=4)
     assert removed >= 1
+    code = [(i, c) for i, c in enumerate(original.cells) if c.cell_type == "code"]
+    checks = [i for i, c in code if "hide-cell" in c.metadata.get("tags", [])]
+    assert checks and all(":::{admonition} Solution" in original.cells[i - 1].source for i in checks)
     assert [c.source for c in copy.cells if c.cell_type == "code"] == \
-        [c.source for c in original.cells if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])]
+        [c.source for i, c in code if i not in checks and "solution" not in c.metadata.get("tags", [])]
     assert not any(":::{admonition} Solution" in c.source for c in copy.cells)
 
 

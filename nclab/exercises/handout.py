@@ -19,9 +19,10 @@ leaves the old file as it was. A refused argument is one line ``error: ...`` and
 failed write (a read-only or full disk, a name too long) is one line naming the path and exit
 status 1.
 
-The numeric self-checks that follow some solutions are cells tagged ``hide-cell`` only; they stay
-in the copy, where they still assert the answer. Tag such a cell ``solution`` as well to leave it
-out of the student's copy.
+A question's solution may be followed by hidden code cells that check it (tagged ``hide-cell``):
+they compute, print and assert the answer, so they go with the solution. Every ``hide-cell`` code
+cell that follows a markdown cell which lost a Solution admonition, up to the next other cell, is
+removed; the exercise checkers, which say only right, wrong or not attempted, stay.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ import nbformat
 
 from nclab._files import _located, _write_atomically
 
-__all__ = ["SOLUTION_TAG", "student_copy", "remove_solution_admonitions"]
+__all__ = ["SOLUTION_TAG", "CHECK_TAG", "student_copy", "remove_solution_admonitions"]
 
 SOLUTION_TAG = "solution"
+CHECK_TAG = "hide-cell"  # a hidden code cell right after a question's solution checks that answer
 
 # The opening line of an admonition directive titled "Solution", fenced by colons or backticks.
 _OPENING = re.compile(r"^(?P<indent>\s*)(?P<fence>:{3,}|`{3,})\{admonition\}\s+Solution\s*$")
@@ -189,9 +191,12 @@ def _without_solutions(notebook: nbformat.NotebookNode, origin: Path) -> tuple[l
     Returns
     -------
     cells : list of NotebookNode
-        Every cell but the code cells tagged ``solution`` and the markdown cells left empty.
+        Every cell but the code cells tagged ``solution``, the markdown cells left empty, and the
+        code cells tagged ``hide-cell`` that follow a removed solution admonition (the answer's
+        checks: every such cell up to the next cell of another kind).
     removed : int
-        The solution code cells plus the solution admonitions removed.
+        The solution code cells plus the solution admonitions removed (an answer's checks go with
+        it and are not counted).
 
     Raises
     ------
@@ -199,14 +204,20 @@ def _without_solutions(notebook: nbformat.NotebookNode, origin: Path) -> tuple[l
         A cell's tags are malformed, or a solution admonition is never closed.
     """
     cells, removed = [], 0
+    after_answer = False  # right after a markdown cell that lost a Solution admonition, or after its checks
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code" and SOLUTION_TAG in _tags(cell, f"{index + 1} of {origin}"):
+        tags = _tags(cell, f"{index + 1} of {origin}") if cell.cell_type == "code" else []
+        if SOLUTION_TAG in tags:
             removed += 1
             continue
+        if after_answer and CHECK_TAG in tags:
+            continue
+        after_answer = False
         if cell.cell_type == "markdown":
             text, count = remove_solution_admonitions(cell.source)
             if count:
                 removed += count
+                after_answer = True
                 if not text.strip():
                     continue
                 cell.source = text
@@ -291,7 +302,8 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
 
     Removed are the code cells tagged ``solution`` and, inside markdown cells, the folded
     admonitions titled ``Solution`` (``:::{admonition} Solution`` with ``:class: dropdown``, up to
-    its closing ``:::``); a markdown cell left empty is dropped. A cell's tags given as one string
+    its closing ``:::``) together with the ``hide-cell`` code cells right after them, which check
+    the answer; a markdown cell left empty is dropped. A cell's tags given as one string
     (``"tags": "solution"``) are that one tag. The copy is written to a temporary file beside
     ``target`` and then renamed, so an error never leaves a half-written notebook; it gets the
     usual permissions (``0o666`` less the umask).
