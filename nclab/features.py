@@ -168,7 +168,7 @@ class FeatureStats:
         empty = torch.nonzero(counts == 0).flatten().tolist()
         if empty:
             raise ValueError(
-                f"stats has no samples of class(es) {empty}; class means, NC1 and NC2-H need "
+                f"stats has no samples of class(es) {empty}; class means, NC1 and NC2_H need "
                 "samples of every class"
             )
         return counts

@@ -180,13 +180,13 @@ def etf_distance(A) -> float:
 
 
 def nc2_h(stats: FeatureStats) -> float:
-    """NC2-H, the ETF distance of the centred class means M̃ (chapter 2)."""
+    """NC2_H, the ETF distance of the centred class means M̃ (chapter 2)."""
     centred = _host(_check_stats(stats).centred_means)
     return _distance_to_etf(centred @ centred.T)
 
 
 def nc2_w(W) -> float:
-    """NC2-W, the ETF distance of the classifier rows w_k, W of shape (K, d) (chapter 2)."""
+    """NC2_W, the ETF distance of the classifier rows w_k, W of shape (K, d) (chapter 2)."""
     w = _host(_as_matrix(W, "W"))
     return _distance_to_etf(w @ w.T)
 
@@ -217,7 +217,8 @@ def nc3(W, stats: FeatureStats) -> float:
     """NC3, self-duality of classifier and class means (chapter 2).
 
     ‖ W/‖W‖_F − M̃/‖M̃‖_F ‖_F, 0 when the classifier rows are proportional to the centred class
-    means. The paper's released code reports the square of this value.
+    means. Papyan, Han & Donoho (2020) and the paper's released code report the square of this
+    value (a squared Frobenius distance); this is the distance itself.
 
     Parameters
     ----------
@@ -268,10 +269,12 @@ def _equinorm(v: np.ndarray) -> float:
 
 
 def equiangularity(vectors) -> float:
-    """Papyan's equiangularity measure: mean abs(cos(v_i, v_j) + 1/(K−1)) over pairs i < j (chapter 2).
+    """Papyan, Han & Donoho's maximal-angle equiangularity: mean abs(cos(v_i, v_j) + 1/(K−1)) over pairs i < j.
 
-    0 when every pair of rows meets at the simplex angle, cos = −1/(K−1). Pass
-    ``stats.centred_means`` or W.
+    0 when every pair of rows meets at the simplex angle, cos = −1/(K−1) (chapter 2). The name is
+    short for that measure: what Papyan, Han & Donoho (2020) call *equiangularity* is another one,
+    the standard deviation of the pairwise cosines, which is 0 whenever all pairs share one angle,
+    whatever it is. Pass ``stats.centred_means`` or W.
 
     Parameters
     ----------
