@@ -47,7 +47,7 @@ lab: $(STAMP)
 
 sync: $(STAMP)
 	$(BIN)/python tools/sync_repository.py
-	$(BIN)/jupytext --sync book/[0-9]*.md
+	$(BIN)/jupytext --sync book/[0-9]*.md book/teaching.md
 
 # The chapters' study times (nclab/book/study_times.json): after editing a chapter, and after make book.
 study-times: $(STAMP)

@@ -43,7 +43,8 @@ def cells(nb) -> list[tuple[str, str]]:
 def test_toc_lists_existing_files_and_chapters_are_numbered():
     for path in toc_files():
         assert path.exists(), f"_toc.yml lists {path.relative_to(ROOT)}, which does not exist"
-    assert CHAPTERS and all(re.match(r"\d\d_", p.name) for p in CHAPTERS)
+    # every notebook is a numbered chapter, but the teachers' page (its tables are computed)
+    assert CHAPTERS and all(re.match(r"\d\d_", p.name) or p.name == "teaching.md" for p in CHAPTERS)
 
 
 def check_pair(md: Path) -> None:

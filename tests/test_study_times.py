@@ -169,7 +169,7 @@ def test_a_plan_adds_its_parts_per_week():
     table = st.plan_table([[st.Part(1), st.Part(3, skip_sections="Advanced", note="core")],
                            [st.Part(3, questions=(), exercises=(), note="reading")]], chapters)
     lines = table.splitlines()
-    assert lines[2] == "| 1 | 1; 3 (core) | 50 + 45 | 1.6 |"
+    assert lines[2] == "| 1 | 1, 3 (core) | 50 + 45 | 1.6 |"
     assert lines[3] == "| 2 | 3 (reading) | 15 | 0.2 |"
     assert lines[4] == "| all | | 110 min | 1.8 |"
 
@@ -177,3 +177,20 @@ def test_a_plan_adds_its_parts_per_week():
 def test_a_plan_names_only_existing_chapters():
     with pytest.raises(ValueError, match="^chapter must be the number of one chapter of the study times, got 4$"):
         st.Part(4).minutes({"01_x": _chapter(name="01_x")})
+
+
+def test_the_teaching_texts_add_up_the_data(tmp_path):
+    chapters = {"01_x": _chapter(name="01_x", run_seconds=30.0), "02_x": _chapter(name="02_x", run_seconds=90.0),
+                "03_x": _chapter(name="03_x", run_seconds=None)}
+    data = {"rates": st.RATES, "chapters": {n: st._record(c) for n, c in chapters.items()}}
+    st.write(data, tmp_path / "data.json")
+    texts = st.teaching_texts({"short": [[st.Part(1)], [st.Part(2)]]}, tmp_path / "data.json")
+    assert texts["run_total"] == "2.0 minutes" and texts["run_slowest"] == "90 s"
+    assert texts["run_slowest_chapter"] == "chapter 2" and texts["run_unrecorded"] == "chapter 3"
+    # reading: 12.5 -> 15 (halves up), 13.5 -> 15, 12 -> 10: 40 minutes; with the three questions and
+    # the exercise (45 minutes): 57.5 -> 60, 58.5 -> 60, 57 -> 55
+    assert texts["reading_total"] == "40 minutes"
+    assert texts["study_table"].splitlines()[-1].endswith("| 40 (40 minutes) | 175 (2 hours 55 minutes) |")
+    # core questions and exercises only (35 minutes): 47.5 -> 50, 48.5 -> 50
+    assert texts["plan_short"].splitlines()[2:] == ["| 1 | 1 | 50 | 0.8 |", "| 2 | 2 | 50 | 0.8 |",
+                                                    "| all | | 100 min | 1.7 |"]

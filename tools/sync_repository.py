@@ -1,4 +1,4 @@
-"""Carry the repository URL of _config.yml into the package and every chapter's install cell.
+"""Carry the repository URL of _config.yml into the package, every chapter's install cell and the teachers' page's.
 
 It writes ``REPOSITORY`` and ``BRANCH`` into the book's machinery (``nclab/book/repository.py``) and
 the raw-results URL they give into the library (``RESULTS_URL`` in ``nclab/bundle.py``).
@@ -42,7 +42,7 @@ def main() -> int:
     if new != text:
         bundle.write_text(new)
         changed.append(bundle)
-    for md in sorted((ROOT / "book").glob("[0-9]*.md")):
+    for md in [*sorted((ROOT / "book").glob("[0-9]*.md")), ROOT / "book" / "teaching.md"]:
         text = md.read_text()
         new = re.sub(r'%pip install -q "git\+[^"]*"', f'%pip install -q "git+{url}"', text)
         if new != text:

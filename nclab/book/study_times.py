@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DATA", "RATES", "KINDS", "Chapter", "Part", "count", "recorded_run_times", "measure", "write",
-           "load", "part_minutes", "duration", "glue", "chapter_table", "plan_table", "main"]
+           "load", "part_minutes", "duration", "glue", "chapter_table", "plan_table", "teaching_texts",
+           "glue_texts", "main"]
 
 #: The committed data file (shipped with the package, so that a notebook can read it anywhere).
 DATA = Path(__file__).with_name("study_times.json")
@@ -58,7 +60,8 @@ _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 
 
 def _round5(minutes: float) -> int:
-    return int(5 * round(minutes / 5))
+    """To the nearest multiple of 5, halves up (12.5 -> 15)."""
+    return int(5 * math.floor(minutes / 5 + 0.5))
 
 
 def _words(text: str) -> int:
@@ -307,10 +310,47 @@ def plan_table(weeks: Sequence[Sequence[Part]], chapters: dict[str, Chapter]) ->
     for number, week in enumerate(weeks, start=1):
         minutes = [part.minutes(chapters) for part in week]
         total += sum(minutes)
-        rows.append(f"| {number} | {'; '.join(p.label() for p in week)} | "
+        rows.append(f"| {number} | {', '.join(p.label() for p in week)} | "
                     f"{' + '.join(str(m) for m in minutes)} | {sum(minutes) / 60:.1f} |")
     rows.append(f"| all | | {total} min | {total / 60:.1f} |")
     return "\n".join(rows)
+
+
+def teaching_texts(plans: dict[str, Sequence[Sequence[Part]]], path: str | Path = DATA) -> dict[str, str]:
+    """What the teachers' page glues: the chapter table, one table per course plan, the run times.
+
+    Names: ``study_table``; ``plan_<name>`` for each plan; ``run_total`` (all recorded run times
+    together), ``run_slowest`` and ``run_slowest_chapter``, ``run_unrecorded`` (the chapters with
+    no recorded run time, or "none"), ``reading_total`` and ``study_total_all`` (the sums of the
+    two study-time columns).
+    """
+    chapters = load(path)
+    texts = {"study_table": chapter_table(chapters)}
+    texts.update({f"plan_{name}": plan_table(weeks, chapters) for name, weeks in plans.items()})
+    recorded = [c for c in chapters.values() if c.run_seconds is not None]
+    slowest = max(recorded, key=lambda c: c.run_seconds)
+    texts.update({
+        "run_total": f"{sum(c.run_seconds for c in recorded) / 60:.1f} minutes",
+        "run_slowest": f"{slowest.run_seconds:.0f} s", "run_slowest_chapter": f"chapter {slowest.number}",
+        "run_unrecorded": ", ".join(f"chapter {c.number}" for c in chapters.values() if c.run_seconds is None)
+        or "none",
+        "reading_total": duration(sum(c.reading_minutes for c in chapters.values())),
+        "study_total_all": duration(sum(c.study_minutes for c in chapters.values())),
+    })
+    return texts
+
+
+def glue_texts(texts: dict[str, str]) -> None:
+    """Glue texts for a page (no-op outside myst-nb): a table as markdown (``{glue:md}``), the rest as text."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    from IPython.display import Markdown
+
+    from .evidence import Text
+    for name, text in texts.items():
+        myst_glue(name, Markdown(text) if text.startswith("|") else Text(text), display=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
