@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nclab
@@ -147,3 +149,18 @@ def test_the_cache_key_of_an_existing_config_is_unchanged():
     cfg = runs.config("quick", delta=0.05, seed=3)
     assert runs._key(cfg, "0.1.0") == "1535c4c1ef8c"
     assert runs.run_dir(cfg, "0.1.0").name == "digits-mlp-delta0.05-seed3-1535c4c1ef8c"
+
+
+def test_the_fashion_run_time_is_the_published_bundles_median(tmp_path, monkeypatch):
+    # RUN_SECONDS["fashion"] is what plan() estimates before a fashion sweep: the median of the
+    # per-run seconds recorded in the bundle's manifest, and for that sweep an estimate close to
+    # the wall time the manifest records (its runs were trained two at a time).
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "results" / "fashion" / "manifest.json")
+                          .read_text())
+    median = float(np.median([run["seconds"] for run in manifest["runs"]]))
+    assert abs(runs.RUN_SECONDS["fashion"] - median) <= 1
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "empty"))
+    configs = runs.grid("fashion", deltas=manifest["deltas"], seeds=manifest["seeds"])
+    value, unit = re.search(r"estimate: about ([\d.]+) (min|h) ", runs.plan(configs, manifest["workers"])).groups()
+    estimate = float(value) * (60 if unit == "min" else 3600)
+    assert abs(estimate / manifest["wall_seconds"] - 1) < 0.05
