@@ -51,6 +51,18 @@ def test_the_exact_test_is_a_brute_force_enumeration_of_sign_flips(d):
     assert stats.sign_flip_p(d) == pytest.approx(_brute_sign_flip_p(d), rel=1e-9)
 
 
+def test_the_exact_test_agrees_with_scipys_permutation_test_and_estimates_beyond_the_limit():
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.3, 1.0, size=13)
+    exact = scipy_stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                         vectorized=True).pvalue
+    assert stats.sign_flip_p(d) == pytest.approx(exact, rel=1e-9)
+    many = rng.normal(0.3, 1.0, size=24)              # 2^24 patterns: drawn, not enumerated
+    estimate = stats.sign_flip_p(many, n_resamples=20000)
+    t_p = scipy_stats.ttest_1samp(many, 0.0).pvalue   # close to the t test's p at this n
+    assert abs(estimate - t_p) < 0.02
+
+
 def test_a_direction_needs_the_interval_and_the_exact_test():
     # 7 of 8 pairs lower by the same amount, one higher by as much: the t interval excludes 0,
     # but the exact test (here equal to the sign test) gives p = 0.07: not separated.
@@ -224,10 +236,11 @@ def _brute_two_level(a, b, labels, rounds, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
 def test_ece_difference_is_a_two_level_bootstrap_by_brute_force():
     a, labels = _networks(n=150, count=4, seed=5)
     b = [z * 0.6 for z in a]
-    brute_low, brute_high = _brute_two_level(a, b, labels, 700, seed=1)
+    brute_low, brute_high = _brute_two_level(a, b, labels, 500, seed=1)
     diff, low, high = stats.ece_difference(a, b, labels, n_bins=10, n_resamples=6000, seed=2)
     expected = np.mean([calibration.ece(x, labels, 10) - calibration.ece(y, labels, 10) for x, y in zip(a, b)])
     assert diff == pytest.approx(expected, abs=1e-6)

@@ -9,6 +9,7 @@ checks the import graph).
 - :mod:`nclab.book.evidence` the numbers and claims that the prose of chapters 2-5 quotes, glued
   into the pages
 - :mod:`nclab.book.scales` the paper's claims at several scales (quick sweep, bundles) in one table
+- :mod:`nclab.book.study` the pre-registered real-image study, analysed as its pre-registration fixes
 - :mod:`nclab.book.conditioning` chapter 7's tables of condition numbers and step counts, and the
   claims its prose makes
 - :mod:`nclab.book.study_times` how long each chapter takes to study: words, questions, exercises
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from .. import _imported_on_first_use
 
-_SUBMODULES = ("tables", "evidence", "scales", "conditioning", "study_times", "repository")
+_SUBMODULES = ("tables", "evidence", "scales", "study", "conditioning", "study_times", "repository")
 
 __all__ = list(_SUBMODULES)
 
