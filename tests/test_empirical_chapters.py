@@ -105,27 +105,27 @@ def test_common_levels_are_crossed_by_every_run(sweep_like):
 
 
 def test_threshold_table_counts_epochs_and_compares_seeds(sweep_like):
-    table = chapter_tables.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3]})
+    table = chapter_tables.threshold_table(sweep_like, {"train_error": 0.0, "nc1": [0.5, 5e-3, 2.0]})
     assert list(table.values) == ["CE", "LS δ=0.1"]
     zero = "train_error ≤ 0"
     np.testing.assert_array_equal(table.values["CE"][zero], [4, 4, 4])
     np.testing.assert_array_equal(table.values["LS δ=0.1"][zero], [3, 3, 3])
-    # CE seeds end at NC1 = 0.01, 0.02, 0.03: none reaches 5e-3.
-    assert np.isnan(table.values["CE"]["nc1 ≤ 0.005"]).all()
-    verdict = table.compare("LS δ=0.1", "CE")
-    assert {k: v.verdict for k, v in verdict.items()} == {zero: "lower", "nc1 ≤ 0.5": "not separated",
-                                                          "nc1 ≤ 0.005": "lower"}
-    # Never reached counts as one measurement after the last epoch: every seed is paired, LS earlier.
-    assert verdict[zero].lower_in == 3 and verdict["nc1 ≤ 0.005"].left_out == 0
-    assert verdict["nc1 ≤ 0.005"].lower_in == 3 and table.never == max(r.config.epochs + r.config.log_every
-                                                                        for r in sweep_like)
+    # CE seeds end at NC1 = 0.01, 0.02, 0.03: none reaches 5e-3, so that threshold is not inside every
+    # run's range and is dropped; every run starts at NC1 = 1, already below 2: dropped too.
+    assert table.dropped == {"nc1 ≤ 0.005": "some run never gets there",
+                             "nc1 ≤ 2": "some run is already there at its first logged epoch"}
+    assert table.columns == [zero, "nc1 ≤ 0.5"]
     # NC1 = geomspace(1, end, 6) first drops to 0.5 or below at the second logged epoch for every run.
     np.testing.assert_array_equal(table.values["CE"]["nc1 ≤ 0.5"], [2, 2, 2])
+    verdict = table.compare("LS δ=0.1", "CE")
+    # three pairs can never reach p <= 0.05 with an exact test: no direction, however clear the counts
+    assert {k: v.verdict for k, v in verdict.items()} == {zero: "too few seeds to decide",
+                                                          "nc1 ≤ 0.5": "too few seeds to decide"}
+    assert verdict[zero].lower_in == 3 and verdict[zero].resolution == 1 and "grid of 1" in str(verdict[zero])
     assert table.compare("CE", "LS δ=0.1")[zero].higher_in == 3
-    text = str(table)
-    assert "never" in text and "3 ± 0" in text
+    assert "3 ± 0" in str(table)
     grid = table.verdicts("CE").splitlines()
-    assert grid[2].split()[:3] == ["LS", "δ=0.1", "lower"] and grid[2].count("n.s.") == 1
+    assert grid[2].split()[:4] == ["LS", "δ=0.1", "too", "few"]
     with pytest.raises(ValueError, match="row"):
         table.compare("LS", "CE")
 
@@ -134,7 +134,8 @@ def test_table_text_marks_partly_reached_cells():
     table = tables.Table("t", {"a": {"x": np.array([1.0, np.nan, 3.0])}, "b": {"x": np.array([2.0, 2.0, 2.0])}})
     assert "2 ± 1 (2/3)" in str(table)
     assert table.mean("a", "x") == 2.0
-    assert table.compare("a", "b")["x"].verdict == "not separated"
+    assert table.compare("a", "b")["x"].verdict == "too few seeds to decide"
+    assert table.compare("a", "b")["x"].left_out == 1
 
 
 def test_collapse_and_final_tables_read_first_and_last_records(sweep_like):
