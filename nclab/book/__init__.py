@@ -9,6 +9,8 @@ checks the import graph).
 - :mod:`nclab.book.evidence` the numbers and claims that the prose of chapters 2-5 quotes, glued
   into the pages
 - :mod:`nclab.book.scales` the paper's claims at several scales (quick sweep, bundles) in one table
+- :mod:`nclab.book.calibration_link` chapters 5 and 10 at every scale: whether a tuned δ makes
+  temperature scaling unnecessary, and whether collapse goes with calibration
 - :mod:`nclab.book.study` the pre-registered real-image study, analysed as its pre-registration fixes
 - :mod:`nclab.book.conditioning` chapter 7's tables of condition numbers and step counts, and the
   claims its prose makes
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from .. import _imported_on_first_use
 
-_SUBMODULES = ("tables", "evidence", "scales", "study", "conditioning", "study_times", "repository")
+_SUBMODULES = ("tables", "evidence", "scales", "calibration_link", "study", "conditioning", "study_times", "repository")
 
 __all__ = list(_SUBMODULES)
 
