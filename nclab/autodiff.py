@@ -13,7 +13,7 @@ small matrices, the functions here work at any point (W, H, b) and form nothing 
 
 The rotations W -> W Q, H -> Q^T H (Q orthogonal) leave f unchanged, so the Hessian has one zero
 eigenvalue for each dimension of the rotation orbit, :func:`orbit_dimension` = r(r-1)/2 + r(d-r)
-for a configuration of rank r (plus one along b -> b + c 1 when lambda_b = 0).
+for a configuration of rank r (plus one along b -> b + s 1 when lambda_b = 0).
 
 Every name here is also importable from :mod:`nclab.hessian`, as before.
 """
@@ -135,7 +135,7 @@ def _orth(A: torch.Tensor, atol: float = 1e-8) -> torch.Tensor:
 
 def _symmetry_projector(ufm: UFM, W: torch.Tensor, H: torch.Tensor, rtol: float = 1e-9):
     """Orthogonal projector onto the directions along which f is flat for symmetry reasons:
-    the tangent space {(W A, -A H, 0) : A skew} of the rotation orbit, plus b -> b + c 1 when
+    the tangent space {(W Omega, -Omega H, 0) : Omega skew} of the rotation orbit, plus b -> b + s 1 when
     lambda_b = 0. Works on flattened vectors (see :func:`flatten`)."""
     K, N = ufm.num_classes, ufm.num_samples
     W, H = W.detach().to(DTYPE), H.detach().to(DTYPE)
@@ -184,8 +184,8 @@ def lanczos_extremes(ufm: UFM, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor
     Hessian-vector products: an independent check of :func:`nclab.hessian.reduced_spectrum` (chapter 7).
 
     The smallest eigenvalues of the Hessian at a minimizer are the zeros of the rotation symmetry.
-    To reach the smallest nonzero one, Lanczos runs on H + lambda_max P, where P projects onto
-    the symmetry directions (the tangent space of the rotation orbit through (W, H), and b -> b + c1
+    To reach the smallest nonzero one, Lanczos runs on the Hessian plus lambda_max P, where P projects
+    onto the symmetry directions (the tangent space of the rotation orbit through (W, H), and b -> b + s 1
     when lambda_b = 0); this moves exactly those zeros up to lambda_max and leaves the rest of the
     spectrum alone. Convergence to the smallest eigenvalue slows down as the condition number
     grows: meant for problems of moderate size and conditioning.

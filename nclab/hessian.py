@@ -6,13 +6,13 @@ Two ways to get at the Hessian of the UFM objective f(W, H, b) (see :mod:`nclab.
   multiplicities, for any size (K = 10, d = 512, n = 5000 has 25.6 million variables) from a few
   small matrices. The reduction, derived in chapter 7:
 
-  1. *Within-class modes.* Write h_i = h_bar_k + e_i with the deviations e_i of class k summing
+  1. *Within-class modes.* Write h_i = mu_k + xi_i with the deviations xi_i of class k summing
      to zero. At a collapsed point the quadratic form of the Hessian splits: deviations see
      lambda_H I + (1/N) W^T S_k W, S_k = diag(p_k) - p_k p_k^T the softmax Hessian of class k,
      once for each of the n - 1 zero-sum patterns of the class. In span(W) this has K - 1
      eigenvalues, outside span(W) it is lambda_H.
-  2. *Class-mean modes.* What is left is the Hessian of the collapsed objective in (W, H_bar, b)
-     with H_bar rescaled by sqrt(n) (so that the coordinates stay orthonormal). Split R^d into
+  2. *Class-mean modes.* What is left is the Hessian of the collapsed objective in (W, M, b)
+     with M rescaled by sqrt(n) (so that the coordinates stay orthonormal). Split R^d into
      U = span of the ETF (dimension r = K - 1) and its complement. For each unit vector v
      outside U the perturbations (x v^T, v y^T) with x, y in R^K decouple into the same 2K x 2K
      block, repeated d - r times.
@@ -32,7 +32,7 @@ Two ways to get at the Hessian of the UFM objective f(W, H, b) (see :mod:`nclab.
 
 The rotations W -> W Q, H -> Q^T H (Q orthogonal) leave f unchanged, so the Hessian has one zero
 eigenvalue for each dimension of the rotation orbit, :func:`~nclab.autodiff.orbit_dimension` =
-r(r-1)/2 + r(d-r) for a configuration of rank r (plus one along b -> b + c 1 when lambda_b = 0).
+r(r-1)/2 + r(d-r) for a configuration of rank r (plus one along b -> b + s 1 when lambda_b = 0).
 :func:`condition_numbers` compares several ways of turning the spectrum into one number.
 """
 
@@ -361,7 +361,7 @@ class ConditionNumbers:
     full : lambda_max / lambda_min+ of the full Hessian in (W, H, b), after removing the zero
         eigenvalues; their number is ``num_zero`` and equals ``symmetry_zeros``, the dimension
         of the rotation orbit, r(r-1)/2 + r(d-r) with r = K-1 (0 when beta >= 1), plus one
-        when lambda_b = 0 (b -> b + c 1). This is the Hessian gradient descent sees.
+        when lambda_b = 0 (b -> b + s 1). This is the Hessian gradient descent sees.
     full_max, full_min : lambda_max and lambda_min+ of the full Hessian
     weights : of the Hessian in W alone with H and b fixed at the minimizer (a regularized
         logistic regression on collapsed features; its smallest eigenvalue is lambda_W)

@@ -15,16 +15,16 @@ Column ordering of H is class-major: columns ``k*n, ..., (k+1)*n - 1`` belong to
 
 Theorem 1 (the global minimizer). Let beta = delta + K sqrt(n lambda_W lambda_H). If d >= K-1 and
 beta < 1, every minimizer has collapsed features (h_i equals its class mean mu_k), class means
-forming a simplex equiangular tight frame centred at 0, W = sqrt(n lambda_H / lambda_W) H_bar^T,
-and
+forming a simplex equiangular tight frame centred at 0, W = sqrt(n lambda_H / lambda_W) M with M
+the K x d matrix of class means, rows mu_k^T (``class_means`` holds M^T, d x K), and
 
     ||w_k||^2     = ((K-1)/K) sqrt(n lambda_H / lambda_W) log(K/beta - K + 1),
     ||mu_k||^2 = ((K-1)/K) sqrt(lambda_W / (n lambda_H)) log(K/beta - K + 1).
 
 The logit margin z_y - z_j is log(K/beta - K + 1) and the softmax confidence on the true class is
 p*(beta) = 1 - (K-1) beta / K. If beta >= 1 the minimizer is W = 0, H = 0. The bias is b = 0 when
-lambda_b > 0; when lambda_b = 0 the objective does not change along b -> b + c 1 (softmax is
-shift invariant), so every b = c 1 is a minimizer too and :meth:`UFM.closed_form` returns b = 0.
+lambda_b > 0; when lambda_b = 0 the objective does not change along b -> b + s 1 (softmax is
+shift invariant), so every b = s 1 is a minimizer too and :meth:`UFM.closed_form` returns b = 0.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ class UFM:
         """f(W, H, b) at a collapsed point, every h_i equal to its class mean, from the K means alone.
 
         Equals ``objective(W, expand_means(class_means), b)`` at O(Kd) instead of O(Nd) cost:
-        (1/K) sum_k L_delta(W mu_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||H_bar||^2
+        (1/K) sum_k L_delta(W mu_k + b, k) + (lambda_W/2)||W||^2 + (n lambda_H/2)||M||^2
         + (lambda_b/2)||b||^2. The Hessian of the class-mean modes is built from it.
         """
         W, class_means, b = self.check_point(W, class_means, b, num_columns=self.num_classes, H_name="class_means")
@@ -389,7 +389,7 @@ class UFM:
         return {name: float(value) for name, value in curves.items() if name != "delta"}
 
     def minimizer_scales(self) -> tuple[float, float]:
-        """(s, rho) with W = s J^T and H_bar = rho J at the minimizer, J^T J = I - 11^T/K.
+        """(s, rho) with W = s J^T and M = rho J^T at the minimizer, J^T J = I - 11^T/K.
 
         s = ||w_k|| sqrt(K/(K-1)) and rho = ||mu_k|| sqrt(K/(K-1)); both 0 when beta >= 1.
         ValueError if dim < K - 1 (see :meth:`theorem1`).
@@ -402,7 +402,8 @@ class UFM:
         """The explicit global minimizer of Theorem 1, embedded in R^d (float64).
 
         Class means mu_k = rho J e_k with J = [Q^T; 0] (d x K), Q from :func:`simplex_basis`,
-        so the ETF lies in the first K-1 feature coordinates; W = sqrt(n lambda_H/lambda_W) H_bar^T;
+        so the ETF lies in the first K-1 feature coordinates; W = sqrt(n lambda_H/lambda_W) M, M the
+        K x d matrix with rows mu_k^T;
         b = 0 (see the module docstring for lambda_b = 0); every h_i equals its class mean. When
         beta >= 1, W = H = 0 (margin 0, confidence 1/K). The scalar fields hold Theorem 1's exact
         values. H has N = nK columns: at K=10, n=5000, d=512 it takes 205 MB; use
