@@ -93,12 +93,15 @@ class Table:
     never : for tables of epochs to a threshold, the epoch a run that never reached it counts as
         in comparisons (one measurement after the end of training: a lower bound on when it would
         have); None leaves such seeds out of comparisons
+    resolution : column label -> the spacing of the grid its values lie on (e.g. epochs logged
+        every 5), passed on to each comparison of that column; None for values off a grid
     """
 
     title: str
     values: dict[str, dict[str, np.ndarray]]
     seeds: dict[str, list[int]] | None = None
     never: float | None = None
+    resolution: dict[str, float] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -144,7 +147,9 @@ class Table:
             v = self.values[label][column]
             return v if self.never is None else np.where(np.isnan(v), self.never, v)
 
-        return {column: paired(column_values(row, column), column_values(reference, column), confidence)
+        grid = self.resolution or {}
+        return {column: paired(column_values(row, column), column_values(reference, column), confidence,
+                               resolution=grid.get(column))
                 for column in self.columns}
 
     def verdicts(self, reference: str) -> str:

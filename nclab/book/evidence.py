@@ -134,7 +134,8 @@ def describe(p: stats.Paired, words: tuple[str, str] = ("lower", "higher"), unit
     """
     word = {"lower": words[0], "higher": words[1]}.get(p.verdict, p.verdict)
     test = f"p = {p.p_exact:.2g}" + ("" if p.p_adjusted is None else f", adjusted {p.p_adjusted:.2g}")
-    grid = "" if p.resolution is None else f", logged every {p.resolution:g}{unit}"
+    grid = ("" if p.resolution is None else ", logged every epoch" if p.resolution == 1 and unit == " epochs"
+            else f", logged every {p.resolution:g}{unit}")
     return f"{word} ({p.mean:+.2g}{unit}, 95% CI [{p.low:+.2g}, {p.high:+.2g}], {test}{grid})"
 
 

@@ -98,7 +98,7 @@ def primary(ce: list[RunResult], ls: list[RunResult]) -> dict[str, stats.Paired]
 def secondary(ce: list[RunResult], ls: list[RunResult]) -> tuple[dict[str, stats.Paired], dict[str, str]]:
     """S1, S2 and S4 (S3 needs the logits: :func:`analyse`), and the counts the pre-registration asks for."""
     out, notes = {}, {}
-    times = {"zero": ("train_error", 0.0), **{f"nc1_{level:g}": ("nc1", level) for level in NC1_LEVELS}}
+    times = {"zero": ("train_error", 0.0), **{f"nc1_{_tag(level)}": ("nc1", level) for level in NC1_LEVELS}}
     for name, (key, level) in times.items():
         t_ce = np.array([_first_epoch(r, key, level) for r in ce])
         t_ls = np.array([_first_epoch(r, key, level) for r in ls])
@@ -111,8 +111,13 @@ def secondary(ce: list[RunResult], ls: list[RunResult]) -> tuple[dict[str, stats
     nc2_ce = np.array([nc2_at_nc1(r, NC2_AT_NC1_LEVELS) for r in ce])
     nc2_ls = np.array([nc2_at_nc1(r, NC2_AT_NC1_LEVELS) for r in ls])
     for k, level in enumerate(NC2_AT_NC1_LEVELS):
-        out[f"nc2_at_nc1_{level:g}"] = stats.paired(nc2_ls[:, k], nc2_ce[:, k])
+        out[f"nc2_at_nc1_{_tag(level)}"] = stats.paired(nc2_ls[:, k], nc2_ce[:, k])
     return out, notes
+
+
+def _tag(level: float) -> str:
+    """A level as a name fragment: 0.37 -> "037", 1.0 -> "1"."""
+    return f"{level:g}".replace(".", "")
 
 
 def _relapses(result: RunResult) -> bool:
@@ -150,3 +155,32 @@ def analyse(results: list[RunResult], test_logits: dict | None = None, labels=No
         verdicts = {p.verdict for p in scaled_bins.values()}
         verdict = verdicts.pop() if len(verdicts) == 1 else "not separated (bin-dependent)"
     return Study(seeds, primary(ce, ls), fresh_pairs, second, scaled_bins, verdict, notes)
+
+
+def _reading(p: stats.Paired, what: str, words=("lower", "higher")) -> str:
+    """One sentence fragment for a verdict, whichever way it came out."""
+    if p.verdict in ("lower", "higher"):
+        word = words[0] if p.verdict == "lower" else words[1]
+        return f"δ = 0.05 gives a {word} {what} than CE"
+    if p.verdict == stats.TOO_FEW:
+        return f"the pairs are too few to decide whether δ = 0.05 changes the {what}"
+    return f"the {what} of δ = 0.05 and of CE are not separated"
+
+
+def texts(s: Study) -> dict[str, str]:
+    """The study's numbers and verdicts as short texts, for the chapter's ``{glue:text}`` (prefix ``st_``)."""
+    from .evidence import describe
+    out = {"st_seeds": str(len(s.seeds)), "st_fresh": str(s.fresh["test_error"].n)}
+    for key, what in (("test_error", "final test error"), ("test_ece", "raw test ECE")):
+        p = s.primary[key]
+        out[f"st_{key}"] = describe(p)
+        out[f"st_{key}_reading"] = _reading(p, what)
+        out[f"st_{key}_counts"] = f"lower in {p.lower_in} of {p.n} pairs, higher in {p.higher_in}"
+        out[f"st_{key}_fresh"] = describe(s.fresh[key])
+    for name, p in s.secondary.items():
+        words = ("earlier", "later") if name.startswith("time_") else ("lower", "higher")
+        out[f"st_{name}"] = describe(p, words, " epochs" if name.startswith("time_") else "")
+    out["st_scaled_verdict"] = s.scaled_verdict
+    out["st_scaled_bins"] = ", ".join(f"{k} bins: {p.verdict}" for k, p in s.scaled_bins.items())
+    out.update({f"st_{k}": v for k, v in s.notes.items()})
+    return out
