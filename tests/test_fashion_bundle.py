@@ -1,4 +1,4 @@
-"""The committed real-image evidence (results/fashion): its schema and provenance, and a re-run of one of its runs.
+"""The committed real-image evidence (results/fashion and the study's results/fashion-study-runs): schema and provenance, and a re-run.
 
 The re-run trains δ = 0.05, seed 0 for its first 10 epochs (about a minute and a half on one core);
 ``NCLAB_FULL=1`` re-runs all 50 epochs instead (about five minutes)."""
@@ -31,27 +31,45 @@ def fashion():
         return bundle.load("fashion", fetch=False)
 
 
-def test_the_bundle_holds_the_whole_sweep_with_provenance(fashion):
-    m = fashion.manifest
-    assert m["schema"] == bundle.SCHEMA and m["deltas"] == DELTAS and m["seeds"] == SEEDS
-    assert sorted((r.config.delta, r.config.seed) for r in fashion.results) == [(d, s) for d in DELTAS for s in SEEDS]
-    for r in fashion.results:  # each run is the fashion profile's, exactly
-        assert r.config == runs.config("fashion", delta=r.config.delta, seed=r.config.seed)
+# The two committed bundles: the first one (4 δ x 6 seeds) and the pre-registered study (2 δ x 16 seeds).
+BUNDLES = {"fashion": ("fashion", DELTAS, SEEDS, "python -m nclab bundle --profile fashion "),
+           "fashion-study-runs": ("fashion-study", [0.0, 0.05], list(range(16)),
+                                  "python -m nclab bundle --profile fashion-study ")}
+
+
+@pytest.fixture(scope="module", params=list(BUNDLES))
+def committed(request):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NCLAB_RESULTS", str(ROOT / "results"))
+        return request.param, bundle.load(request.param, fetch=False)
+
+
+def test_the_bundle_holds_the_whole_sweep_with_provenance(committed):
+    name, loaded = committed
+    profile, deltas, seeds, command = BUNDLES[name]
+    m = loaded.manifest
+    assert m["schema"] == bundle.SCHEMA and m["deltas"] == deltas and m["seeds"] == seeds
+    assert sorted((r.config.delta, r.config.seed) for r in loaded.results) == [(d, s) for d in deltas for s in seeds]
+    for r in loaded.results:  # each run is the profile's, exactly
+        assert r.config == runs.config(profile, delta=r.config.delta, seed=r.config.seed)
         assert r.final["epoch"] == r.config.epochs and r.final["time_elapsed"] > 0
         assert {"nclab", "torch", "device", "date"} <= set(r.provenance)
+        if r.config.light_every is not None:   # the study: one light record per epoch
+            assert [rec["epoch"] for rec in r.light] == list(range(1, r.config.epochs + 1))
     for key in ("command", "commit", "cpu", "threads", "torch", "date", "wall_seconds", "workers"):
         assert m[key] not in (None, "", "unknown"), key
-    assert m["command"].startswith("python -m nclab bundle --profile fashion")
-    size = sum(p.stat().st_size for p in FOLDER.rglob("*") if p.is_file())
+    assert m["command"].startswith(command)
+    size = sum(p.stat().st_size for p in (ROOT / "results" / name).rglob("*") if p.is_file())
     assert size <= bundle.MAX_BYTES
-    test = fashion.outputs_by_delta("test")
+    test = loaded.outputs_by_delta("test")
     assert all(o.logits.shape == (10_000, 10) for outs in test.values() for o in outs)
 
 
-def test_the_stored_logits_are_the_runs_own(fashion):
+def test_the_stored_logits_are_the_runs_own(committed):
     """The float16 test logits give back the test error each run measured at its last epoch."""
-    for d, outs in fashion.outputs_by_delta("test").items():
-        finals = [r.final["test_error"] for r in fashion.results if r.config.delta == d]
+    _, loaded = committed
+    for d, outs in loaded.outputs_by_delta("test").items():
+        finals = [r.final["test_error"] for r in loaded.results if r.config.delta == d]
         errors = [float((o.logits.argmax(1) != o.labels).float().mean()) for o in outs]
         assert np.allclose(errors, finals, atol=2e-4)
 
