@@ -202,7 +202,7 @@ SECOND_MEANINGS = {
             _form(r"0\.\d+\s*(?:\\,)?\s*m(?![A-Za-z^*])|0\.\d+\s*\^\s*\{?m\b|0\.\d+\s*/\s*m(?![A-Za-z])")),
     "$c$": ("a cosine or a scale factor",
             _form(r"\\bar\s*\{?c\}?(?![A-Za-z])|(?<![A-Za-z\\])c\s*\^\s*\{?-?2|(?<![A-Za-z\\])c\s*\\,\s*h")),
-    "$R$": ("a matrix (R is the number of seeds, chapter 3)", _letter_outside("R", {"3"})),
+    "$R$": ("a matrix (R is the number of seeds, chapter 3)", _letter_outside("R", {"3", "11"})),
     "$\\mathrm{acc}$": ("accuracy written a", _form(r"\(\s*1\s*-\s*a\s*\)|(?<![A-Za-z\\])a\s*=\s*1(?![\d.])")),
 }
 
