@@ -136,7 +136,7 @@ def sign_flip_p(d, *, n_resamples: int = 100_000, seed: int = 0) -> float:
     """Exact two-sided p-value of the paired permutation test that the differences ``d`` are centred on 0.
 
     Under the null hypothesis each difference is as likely to have either sign, so the test
-    compares the observed |sum| with the |sum| of every one of the 2^m sign patterns of the m
+    compares the absolute value of the observed sum with that of every one of the 2^m sign patterns of the m
     non-zero differences (zeros change no sum and are dropped); the p-value is the share of
     patterns at least as extreme, the observed one included (a relative tolerance of 1e-12 counts
     ties of rounding as ties). Up to 2^18 patterns they are all enumerated; above, ``n_resamples``
@@ -272,7 +272,7 @@ def ece_interval(logits, labels, *, n_bins: int = 20, temperatures=None, confide
 
     The test samples are resampled with replacement (the same resample for every network), and the
     mean ECE over the networks is recomputed on each resample. The binned ECE is biased upward
-    (every bin's |mean gap| is at least its noise), so a plain percentile interval of the
+    (the absolute mean gap of every bin is at least its noise), so a plain percentile interval of the
     resamples lies above the estimate; the interval here is the bias-corrected and accelerated
     (BCa) one, Efron and Tibshirani (1993), ch. 14: the bias correction from the share of resamples
     below the estimate, the acceleration from the exact leave-one-out (jackknife) ECEs. It shows how

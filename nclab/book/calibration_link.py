@@ -7,7 +7,7 @@
 - :func:`collapse_link`: which way the CE networks err, and whether NC1 and the test ECE move
   together: over the logged epochs of each run (Spearman's ρ per seed, tested against 0 over the
   seeds of each δ, the δ values adjusted as one family) and across the seeds of one δ at the last
-  epoch (:func:`nclab.book.evidence.across_runs`).
+  epoch (``nclab.book.evidence.across_runs``).
 
 Both return an :class:`nclab.book.evidence.Evidence`: texts the chapters glue (a prefix such as
 ``"fm_"`` for a bundle) and claims their hidden cells guard with

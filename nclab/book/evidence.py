@@ -279,7 +279,7 @@ def _verdict(comparisons: dict, column: str, word: str) -> bool:
 def chapter3(results: list[RunResult]) -> Evidence:
     """CE against LS (δ = 0.05 and 0.3) over the epochs: how fast, and where they end.
 
-    Every comparison of the chapter is one family, adjusted by Benjamini-Hochberg (:func:`adjusted`).
+    Every comparison of the chapter is one family, adjusted by Benjamini-Hochberg (``adjusted``).
     """
     compared, speed, ends, names = chapter3_tables(results)
     ev = Evidence("chapter 3")
