@@ -8,8 +8,8 @@ answers: those of the prose outside the solutions and of the visible code cells,
 their outputs. Only numbers with at least three significant digits count (``0.0224``, ``4.39``,
 ``4563``), compared as printed (trailing zeros dropped).
 
-Every chapter's copy is then executed, two kernels at a time, in the quick profile with live
-widgets; chapters that read the quick sweep get it from the ``quick_sweeps`` fixture, which
+Every chapter's copy is then executed, two kernels at a time, in the quick profile with the
+kernel-free figures; chapters that read the quick sweep get it from the ``quick_sweeps`` fixture, which
 trains it at most once per session (after `make book`, never). The copy must run without an error
 and no solution value may appear in its text outputs or its markdown.
 """
@@ -201,7 +201,10 @@ def executed(quick_sweeps, tmp_path_factory, request):
         if full[md.stem] is None:                   # `make book` did not run this code: run it here
             full[md.stem] = to_run[md.stem, "chapter"] = jupytext.read(md)
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**env, "NCLAB_STATIC": "0", "NCLAB_PROGRESS": "0"}.items():
+        # The kernel-free figures: a live δ explorer can leave this headless client waiting, with the
+        # kernel idle, until the cell timeout (see tests/test_colab_like.py); the quick checks' static
+        # form shows the question and its options only, as the site does.
+        for name, value in {**env, "NCLAB_STATIC": "1", "NCLAB_PROGRESS": "0"}.items():
             patch.setenv(name, value)
         failed = asyncio.run(_execute(to_run))
     for (stem, what), nb in to_run.items():            # kept for a look when a test fails
