@@ -171,12 +171,16 @@ async def _execute(notebooks: dict) -> dict:
     """
     slots = asyncio.Semaphore(WORKERS)
 
-    async def one(nb):
+    async def one(key, nb):
         async with slots:
-            await NotebookClient(nb, timeout=600, startup_timeout=300, kernel_name="python3", allow_errors=True,
-                                 resources={"metadata": {"path": str(BOOK)}}).async_execute()
+            start = time.perf_counter()
+            try:
+                await NotebookClient(nb, timeout=600, startup_timeout=300, kernel_name="python3",
+                                     allow_errors=True, resources={"metadata": {"path": str(BOOK)}}).async_execute()
+            finally:
+                print(f"{' '.join(key)}: {time.perf_counter() - start:.0f} s", flush=True)
 
-    outcomes = await asyncio.gather(*(one(nb) for nb in notebooks.values()), return_exceptions=True)
+    outcomes = await asyncio.gather(*(one(key, nb) for key, nb in notebooks.items()), return_exceptions=True)
     return {key: f"{type(e).__name__}: {e}" for key, e in zip(notebooks, outcomes) if isinstance(e, BaseException)}
 
 
@@ -193,13 +197,13 @@ def executed(quick_sweeps, tmp_path_factory, request):
         full[md.stem] = cached_execution(md)
         student_copy(md, folder / f"{md.stem}.ipynb")
         copies[md.stem] = nbformat.read(folder / f"{md.stem}.ipynb", as_version=4)
-    # The slowest first (as long as the book took for the chapter), so that the kernels finish together.
-    seconds = _book_seconds()
-    for stem in sorted(copies, key=lambda stem: -seconds.get(stem, 0)):
-        to_run[stem, "copy"] = copies[stem]
     for md in selected:
+        to_run[md.stem, "copy"] = copies[md.stem]
         if full[md.stem] is None:                   # `make book` did not run this code: run it here
             full[md.stem] = to_run[md.stem, "chapter"] = jupytext.read(md)
+    # The slowest first (as long as the book took for the chapter), so that the kernels finish together.
+    seconds = _book_seconds()
+    to_run = dict(sorted(to_run.items(), key=lambda item: -seconds.get(item[0][0], 0)))
     with pytest.MonkeyPatch.context() as patch:
         # The kernel-free figures: a live δ explorer can leave this headless client waiting, with the
         # kernel idle, until the cell timeout (see tests/test_colab_like.py); the quick checks' static
