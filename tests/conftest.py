@@ -85,19 +85,6 @@ class Training:
     seconds: float       # wall time of the training
 
 
-def _autogroup_nice(pid: int, nice: int) -> None:
-    """Set the nice value of the scheduling group of ``pid``'s session (Linux with autogroup; elsewhere nothing).
-
-    A process started in a new session gets a scheduling group of its own, which shares the CPU
-    equally with the session of the test process, whatever the nice value of its processes: so a
-    background sweep would take half the machine from the test that runs meanwhile.
-    """
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
-    except OSError:
-        pass
-
-
 class _Job:
     """One sweep to train: its environment and cache, and once run, its process and outcome."""
 
@@ -119,7 +106,6 @@ class _Job:
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
             if background:
                 os.setpriority(os.PRIO_PGRP, self.process.pid, 19)   # before it starts its workers
-                _autogroup_nice(self.process.pid, 19)
             out, err = self.process.communicate(timeout=3600)
             self.outcome = (self.process.returncode, out, err, time.perf_counter() - start,
                             finished_runs(self.cache) - before)
@@ -135,7 +121,6 @@ class _Job:
                 os.setpriority(os.PRIO_PGRP, self.process.pid, 0)
             except OSError:
                 pass
-            _autogroup_nice(self.process.pid, 0)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
