@@ -109,3 +109,69 @@ def test_unpaired_or_foreign_runs_are_refused_by_name():
         study.analyse([*ce, *ls[:2]])
     with pytest.raises(ValueError, match="δ = 0.1"):
         study.analyse([*ce, *ls, _run(0.1, 0)])
+
+
+def test_raw_ece_is_reported_at_every_bin_count_of_the_plan():
+    ce, ls = _study(n=8)
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 10, (400,), generator=g)
+    base = [3 * torch.nn.functional.one_hot(labels, 10) + torch.randn(400, 10, generator=g) for _ in range(8)]
+    logits = {0.0: [z * 2.0 for z in base], 0.05: base}
+    s = study.analyse([*ce, *ls], logits, labels)
+    assert set(s.raw_bins) == set(study.SCALED_BINS)
+    for k, p in s.raw_bins.items():      # no temperature: the logits as they are
+        expected = [calibration.ece(b, labels, k) - calibration.ece(a, labels, k) for a, b in zip(logits[0.0], base)]
+        assert p.mean == pytest.approx(np.mean(expected), abs=1e-6)
+    assert study.texts(s)["st_raw_bins"].startswith(f"10 bins: mean {s.raw_bins[10].mean:+.2g}, 95% CI [")
+
+
+def test_the_fresh_pairs_are_described_without_a_verdict_word():
+    ce, ls = _study()
+    text = study.texts(study.analyse([*ce, *ls]))["st_test_error_fresh"]
+    d = [ls[k].final["test_error"] - ce[k].final["test_error"] for k in range(6, 16)]
+    assert text.startswith(f"mean {np.mean(d):+.2g}, 95% CI [")
+    assert not any(word in text for word in ("lower", "higher", "separated", "too few"))
+
+
+def test_runs_left_out_of_nc2_at_matched_nc1_are_counted_per_arm():
+    ce, ls = _study(n=6)
+    ls[0] = _run(0.05, 0, zero_at=20, nc1_start=1.0)        # below 1.4 at epoch 1: left out at 1.4 only
+    ce[1] = _run(0.0, 1, zero_at=29, nc1_rate=0.99)         # 3 · 0.99^49 ≈ 1.8: never reaches 1.4 or lower
+    notes = study.analyse([*ce, *ls]).notes
+    assert notes["left_out_nc2_at_nc1_14"] == "CE 1, δ = 0.05 1"
+    assert notes["left_out_nc2_at_nc1_073"] == notes["left_out_nc2_at_nc1_019"] == "CE 1, δ = 0.05 0"
+
+
+def test_the_fitted_temperatures_are_reported_as_a_range_per_arm():
+    ce, ls = _study(n=4)
+    ce = [_run(0.0, s, zero_at=28, temperature=t) for s, t in enumerate((2.1, 1.94, 2.0, 2.06))]
+    notes = study.analyse([*ce, *ls]).notes
+    assert notes["temperature_ce"] == "1.94 to 2.10" and notes["temperature_ls"] == "1.50 to 1.50"
+
+
+def test_scaled_ece_reading_has_no_direction_when_bins_disagree_and_the_20_bin_verdict_otherwise():
+    ce, ls = _study(n=8)
+    s = study.analyse([*ce, *ls])
+    s.scaled_verdict = "not separated (bin-dependent)"
+    assert study.texts(s)["st_scaled_reading"].startswith("the bin counts disagree")
+    s.scaled_verdict = "higher"
+    s.secondary["test_ece_scaled"] = s.primary["test_ece"]          # a "lower" comparison, as the 20-bin one
+    assert study.texts(s)["st_scaled_reading"] == "δ = 0.05 gives a lower test ECE after temperature scaling than CE"
+
+
+def _shifted(result, epoch, key, by):
+    history = [dict(h, **{key: h[key] + by}) if h["epoch"] == epoch else dict(h) for h in result.history]
+    return RunResult(result.config, history, {}, light=result.light)
+
+
+def test_the_reproduction_check_finds_the_largest_difference_from_the_pilot():
+    ce, ls = _study(n=4)
+    pilot = [_shifted(ce[1], 50, "test_error", 0.003), _shifted(ls[2], 10, "train_error", -0.05),
+             _shifted(ls[0], 50, "test_ece", 0.001), ce[0], _run(0.1, 0)]     # a δ the study lacks: ignored
+    check = study.reproduction([*ce, *ls], pilot)
+    assert check["test_error"][0] == pytest.approx(0.003) and check["test_error"][1] == "CE seed 1, epoch 50"
+    assert check["train_error"][0] == pytest.approx(0.05) and check["train_error"][1] == "δ = 0.05 seed 2, epoch 10"
+    assert check["test_ece"][0] == pytest.approx(0.001)
+    assert study.reproduction_text(check).startswith("the final test error differs from the pilot's by up to 0.003 ")
+    with pytest.raises(ValueError, match="share no run"):
+        study.reproduction(ce, [_run(0.0, 9)])

@@ -1,4 +1,4 @@
-"""The pre-registered real-image study, analysed exactly as ``results/fashion-study/PREREGISTRATION.md`` fixes it.
+"""The pre-registered real-image study, analysed as ``results/fashion-study/PREREGISTRATION.md`` fixes it.
 
 CE (δ = 0) against label smoothing δ = 0.05, a ResNet18 of width 8 on 2000 Fashion-MNIST
 images, seeds 0-15 paired by seed; d_s = value(δ = 0.05) − value(CE).
@@ -7,7 +7,8 @@ images, seeds 0-15 paired by seed; d_s = value(δ = 0.05) − value(CE).
   (20 bins). Each gets the 95% paired-t interval and the exact two-sided sign-flip permutation
   test over all 2^16 sign vectors; Holm controls the two at family-wise 5%, and a direction
   needs Holm to reject *and* the interval to exclude 0 (:func:`nclab.stats.adjust`). The ten
-  pairs trained after the pilot (seeds 6-15) are also reported alone, descriptively.
+  pairs trained after the pilot (seeds 6-15) are also reported alone, descriptively, and the raw
+  ECE at 10, 15, 20 and 30 bins beside the primary one.
 - **Secondary endpoints** (:func:`secondary`), each under the same rule at unadjusted 5%, no
   multiplicity claim: S1 the first epoch ≤ 30 at zero training error (censored at 31: the lr
   drop after epoch 30 must not decide it); S2 the first epoch ≤ 30 with NC1 at or below 1.0 and
@@ -16,6 +17,8 @@ images, seeds 0-15 paired by seed; d_s = value(δ = 0.05) − value(CE).
   full-record epochs, as :func:`nclab.tables.nc2_at_nc1`).
 
 S1 and S2 read the light records (one per epoch), so their resolution is one epoch.
+:func:`reproduction` is the plan's check of seeds 0-5 against the pilot bundle (``results/fashion``).
+The deviations from the plan are logged in ``results/fashion-study/README.md``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..tables import nc2_at_nc1
 from ..train import RunResult
 
 __all__ = ["PRIMARY", "NC1_LEVELS", "NC2_AT_NC1_LEVELS", "CENSOR", "SCALED_BINS", "Study", "pairs", "primary",
-           "secondary", "analyse"]
+           "secondary", "analyse", "texts", "numbers", "reproduction", "reproduction_text"]
 
 PRIMARY = {"test_error": "final test error", "test_ece": "raw test ECE (20 bins)"}
 NC1_LEVELS = (1.0, 0.37)                  # S2, fixed in the pre-registration
@@ -52,7 +55,9 @@ class Study:
     secondary : name -> Paired (each at unadjusted 5%)
     scaled_bins : bin count -> Paired of the scaled test ECE (S3)
     scaled_verdict : S3's verdict: the common one, or "not separated (bin-dependent)"
-    notes : counts the pre-registration asks for (censored runs, relapses, runs left out)
+    notes : counts the pre-registration asks for (censored runs, relapses, runs left out), and the
+        range of the fitted temperatures of each arm
+    raw_bins : bin count -> Paired of the raw test ECE (reported beside the 20-bin primary)
     """
 
     seeds: list[int]
@@ -62,6 +67,7 @@ class Study:
     scaled_bins: dict[int, stats.Paired]
     scaled_verdict: str
     notes: dict[str, str] = field(default_factory=dict)
+    raw_bins: dict[int, stats.Paired] = field(default_factory=dict)
 
 
 def pairs(results: list[RunResult]) -> tuple[list[int], list[RunResult], list[RunResult]]:
@@ -112,6 +118,8 @@ def secondary(ce: list[RunResult], ls: list[RunResult]) -> tuple[dict[str, stats
     nc2_ls = np.array([nc2_at_nc1(r, NC2_AT_NC1_LEVELS) for r in ls])
     for k, level in enumerate(NC2_AT_NC1_LEVELS):
         out[f"nc2_at_nc1_{_tag(level)}"] = stats.paired(nc2_ls[:, k], nc2_ce[:, k])
+        notes[f"left_out_nc2_at_nc1_{_tag(level)}"] = (f"CE {int(np.isnan(nc2_ce[:, k]).sum())}, "
+                                                       f"δ = 0.05 {int(np.isnan(nc2_ls[:, k]).sum())}")
     return out, notes
 
 
@@ -145,16 +153,21 @@ def analyse(results: list[RunResult], test_logits: dict | None = None, labels=No
     second["test_ece_scaled"] = stats.paired([r.final["test_ece_scaled"] for r in ls],
                                              [r.final["test_ece_scaled"] for r in ce])
     scaled_bins: dict[int, stats.Paired] = {}
+    raw_bins: dict[int, stats.Paired] = {}
     verdict = second["test_ece_scaled"].verdict
+    t_ce = [r.final["temperature"] for r in ce]
+    t_ls = [r.final["temperature"] for r in ls]
+    notes["temperature_ce"] = f"{min(t_ce):.2f} to {max(t_ce):.2f}"
+    notes["temperature_ls"] = f"{min(t_ls):.2f} to {max(t_ls):.2f}"
     if test_logits is not None:
-        t_ce = [r.final["temperature"] for r in ce]
-        t_ls = [r.final["temperature"] for r in ls]
         for k in SCALED_BINS:
             scaled_bins[k] = stats.paired([ece(z / t, labels, k) for z, t in zip(test_logits[0.05], t_ls)],
                                           [ece(z / t, labels, k) for z, t in zip(test_logits[0.0], t_ce)])
+            raw_bins[k] = stats.paired([ece(z, labels, k) for z in test_logits[0.05]],
+                                       [ece(z, labels, k) for z in test_logits[0.0]])
         verdicts = {p.verdict for p in scaled_bins.values()}
         verdict = verdicts.pop() if len(verdicts) == 1 else "not separated (bin-dependent)"
-    return Study(seeds, primary(ce, ls), fresh_pairs, second, scaled_bins, verdict, notes)
+    return Study(seeds, primary(ce, ls), fresh_pairs, second, scaled_bins, verdict, notes, raw_bins)
 
 
 def _reading(p: stats.Paired, what: str, words=("lower", "higher")) -> str:
@@ -167,6 +180,19 @@ def _reading(p: stats.Paired, what: str, words=("lower", "higher")) -> str:
     return f"the {what} of δ = 0.05 and of CE are not separated"
 
 
+def _scaled_reading(s: Study) -> str:
+    """S3 in words: a direction only when every bin count gives it (without the logits: 20 bins alone)."""
+    what = "test ECE after temperature scaling"
+    if s.scaled_verdict.endswith("(bin-dependent)"):
+        return f"the bin counts disagree on the {what}, so no direction is stated"
+    return _reading(s.scaled_bins.get(20, s.secondary["test_ece_scaled"]), what)
+
+
+def numbers(p: stats.Paired) -> str:
+    """A paired difference without a verdict: mean, 95% interval, exact p (for descriptive readings)."""
+    return f"mean {p.mean:+.2g}, 95% CI [{p.low:+.2g}, {p.high:+.2g}], p = {p.p_exact:.2g}"
+
+
 def texts(s: Study) -> dict[str, str]:
     """The study's numbers and verdicts as short texts, for the chapter's ``{glue:text}`` (prefix ``st_``)."""
     from .evidence import describe
@@ -176,11 +202,53 @@ def texts(s: Study) -> dict[str, str]:
         out[f"st_{key}"] = describe(p)
         out[f"st_{key}_reading"] = _reading(p, what)
         out[f"st_{key}_counts"] = f"lower in {p.lower_in} of {p.n} pairs, higher in {p.higher_in}"
-        out[f"st_{key}_fresh"] = describe(s.fresh[key])
+        out[f"st_{key}_fresh"] = numbers(s.fresh[key])
     for name, p in s.secondary.items():
         words = ("earlier", "later") if name.startswith("time_") else ("lower", "higher")
         out[f"st_{name}"] = describe(p, words, " epochs" if name.startswith("time_") else "")
     out["st_scaled_verdict"] = s.scaled_verdict
     out["st_scaled_bins"] = ", ".join(f"{k} bins: {p.verdict}" for k, p in s.scaled_bins.items())
+    out["st_scaled_reading"] = _scaled_reading(s)
+    out["st_raw_bins"] = "; ".join(f"{k} bins: {numbers(p)}" for k, p in s.raw_bins.items())
     out.update({f"st_{k}": v for k, v in s.notes.items()})
     return out
+
+
+def reproduction(study: list[RunResult], pilot: list[RunResult]) -> dict[str, tuple[float, str]]:
+    """The plan's check of the seeds the study shares with the pilot: the largest |difference| of each field.
+
+    For every run of the study with a pilot run of the same δ and seed: the final test error and
+    raw test ECE (epoch 50, full test split in both), and the training error at every epoch both
+    logged (a training-set field, so the study's evaluation subset does not enter).
+
+    Returns
+    -------
+    dict field -> (largest |study − pilot|, which run and epoch)
+    """
+    by = {(r.config.delta, r.config.seed): r for r in pilot}
+    common = [(r, by[r.config.delta, r.config.seed]) for r in study if (r.config.delta, r.config.seed) in by]
+    if not common:
+        raise ValueError("the study and the pilot share no run (same δ and seed)")
+    out = {}
+    for key, every_epoch in (("test_error", False), ("test_ece", False), ("train_error", True)):
+        largest = (-1.0, "")
+        for a, b in common:
+            ha = {h["epoch"]: h[key] for h in a.history}
+            hb = {h["epoch"]: h[key] for h in b.history}
+            epochs = sorted(set(ha) & set(hb)) if every_epoch else [a.final["epoch"]]
+            if not every_epoch and b.final["epoch"] != a.final["epoch"]:
+                raise ValueError(f"the final epochs differ: {a.final['epoch']} and {b.final['epoch']}")
+            for e in epochs:
+                if abs(ha[e] - hb[e]) > largest[0]:
+                    arm = "CE" if a.config.delta == 0 else f"δ = {a.config.delta:g}"
+                    largest = (abs(ha[e] - hb[e]), f"{arm} seed {a.config.seed}, epoch {e:g}")
+        out[key] = largest
+    return out
+
+
+def reproduction_text(check: dict[str, tuple[float, str]]) -> str:
+    """:func:`reproduction` in words, for the chapter."""
+    return (f"the final test error differs from the pilot's by up to {check['test_error'][0]:.2g} "
+            f"({check['test_error'][1]}), the final raw test ECE by up to {check['test_ece'][0]:.2g}, and the "
+            f"training error at the epochs both logged by up to {check['train_error'][0]:.2g} "
+            f"({check['train_error'][1]})")
