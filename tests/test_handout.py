@@ -260,13 +260,88 @@ def test_a_folder_as_target_is_refused_in_one_line(source, tmp_path, capsys):
     assert list(folder.iterdir()) == []
 
 
-def test_an_earlier_copy_is_replaced(source, tmp_path, capsys):
+def test_an_unchanged_copy_nclab_wrote_is_replaced(source, tmp_path, capsys):
     target = tmp_path / "student.ipynb"
-    write_json(target, raw(raw_code("old = 1", "nosolution")))      # an earlier copy, a string tag kept
+    student_copy(source, target)
+    resaved = nbformat.read(target, as_version=4)       # saved again as Jupyter does: ids, metadata kept
+    resaved.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(resaved, target)
+    edited = chapter()
+    edited.cells[0].source = "# 1. A chapter, revised"
+    nbformat.write(edited, source)
     assert handout.main([str(source), str(target)]) == 0
     assert capsys.readouterr().out == f"{target}: 3 solution(s) removed\n"
-    assert any(SKELETON == c.source for c in nbformat.read(target, as_version=4).cells)
+    assert nbformat.read(target, as_version=4).cells[0].source == "# 1. A chapter, revised"
     assert student_copy(source, target) == 3                        # and the copy it wrote, again
+
+
+def students_work(notebook) -> None:
+    """What a student does to a copy: answers a skeleton."""
+    notebook.cells[3].source = SKELETON.replace("raise NotImplementedError", "return labels  # my answer")
+
+
+def notebook_with_an_added_cell(notebook) -> None:
+    notebook.cells.append(nbformat.v4.new_markdown_cell("My notes."))
+
+
+def notebook_with_outputs(notebook) -> None:
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", text="a run's output\n")]
+
+
+@pytest.mark.parametrize("change", [students_work, notebook_with_an_added_cell, notebook_with_outputs])
+def test_a_copy_changed_since_nclab_wrote_it_is_kept(source, tmp_path, capsys, change):
+    target = tmp_path / "student.ipynb"
+    student_copy(source, target)
+    notebook = nbformat.read(target, as_version=4)
+    change(notebook)
+    nbformat.write(notebook, target)
+    before = target.read_bytes()
+    err = refused([source, target], capsys)
+    assert str(target) in err and "changed since nclab wrote it" in err
+    with pytest.raises(ValueError, match="changed since nclab wrote it"):
+        student_copy(source, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
+
+
+def test_a_notebook_nclab_did_not_write_is_kept(source, tmp_path, capsys):
+    target = tmp_path / "student.ipynb"
+    write_json(target, raw(raw_code("old = 1", "nosolution")))      # no solutions, but not nclab's copy
+    unmarked = tmp_path / "unmarked.ipynb"
+    student_copy(source, unmarked)
+    notebook = nbformat.read(unmarked, as_version=4)
+    del notebook.metadata["nclab"]                                  # a copy with its mark removed
+    nbformat.write(notebook, unmarked)
+    for path in (target, unmarked):
+        before = path.read_bytes()
+        err = refused([source, path], capsys)
+        assert str(path) in err and "not a student's copy written by nclab" in err
+        assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("chapter_name", ["11_study.ipynb", "teaching.ipynb"])
+def test_a_chapter_without_exercises_is_never_overwritten(source, tmp_path, capsys, chapter_name):
+    book = os.path.join(os.path.dirname(__file__), os.pardir, "book")
+    target = tmp_path / chapter_name
+    with open(os.path.join(book, chapter_name), "rb") as f:
+        target.write_bytes(f.read())
+    before = target.read_bytes()
+    err = refused([source, target], capsys)
+    assert str(target) in err and "refusing to overwrite it" in err
+    assert target.read_bytes() == before
+
+
+def test_a_symbolic_link_as_target_is_refused(source, tmp_path, capsys):
+    (tmp_path / "elsewhere.ipynb").write_text("the student's own file")
+    os.symlink("elsewhere.ipynb", tmp_path / "student.ipynb")
+    dangling = tmp_path / "dangling.ipynb"
+    os.symlink("missing.ipynb", dangling)
+    for link in (tmp_path / "student.ipynb", dangling):
+        err = refused([source, link], capsys)
+        assert f"target {link} is a symbolic link" in err
+        assert os.path.islink(link)
+    assert (tmp_path / "elsewhere.ipynb").read_text() == "the student's own file"
+    assert not (tmp_path / "missing.ipynb").exists()
 
 
 def os_error(number: int):

@@ -11,11 +11,14 @@ and writes an ``.ipynb``. From the command line::
 
 The copy never destroys data. The command refuses a target that is the source itself (the same
 path, a symbolic link to it or a hard link of it) before reading anything, and it replaces an
-existing target only when that is an ``.ipynb`` notebook without solutions, i.e. an earlier
-student's copy: it never overwrites a chapter (a notebook with a cell tagged ``solution`` or a
-folded Solution admonition), a folder, or a file that does not read as a notebook. The copy is
-written atomically with the usual permissions (``0o666`` less the umask), so a failed write
-leaves the old file as it was. A refused argument is one line ``error: ...`` and exit status 2; a
+existing target only when nclab wrote it and nobody has changed it since: every copy carries, in
+its notebook metadata (``nclab.handout_sha256``), the SHA-256 of its cells (type, source,
+outputs, attachments), and a target whose cells no longer give that hash (a student's answers,
+outputs of a run) or that has no such mark (a chapter, with or without exercises, any other
+notebook) is refused, as are a symbolic link, a folder and a file that does not read as a
+notebook. To write a fresh copy over such a file, move it away first. The copy is written to a
+temporary file beside the target and renamed over it, with the usual permissions (``0o666`` less
+the umask), so a failed write leaves the old file as it was. A refused argument is one line ``error: ...`` and exit status 2; a
 failed write (a read-only or full disk, a name too long) is one line naming the path and exit
 status 1.
 
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hashlib
+import json
 import os
 import re
 import sys
@@ -43,6 +48,8 @@ __all__ = ["SOLUTION_TAG", "CHECK_TAG", "student_copy", "remove_solution_admonit
 
 SOLUTION_TAG = "solution"
 CHECK_TAG = "hide-cell"  # a hidden code cell right after a question's solution checks that answer
+_MARK = "nclab"  # the notebook metadata entry of a copy nclab wrote: {"handout_sha256": hash of its cells}
+_MARK_HASH = "handout_sha256"
 
 # The opening line of an admonition directive titled "Solution", fenced by colons or backticks.
 _OPENING = re.compile(r"^(?P<indent>\s*)(?P<fence>:{3,}|`{3,})\{admonition\}\s+Solution\s*$")
@@ -244,17 +251,51 @@ def _refuse_same_file(source: str | os.PathLike, target: str | os.PathLike) -> N
                          "the copy would overwrite the chapter with its solutions removed")
 
 
+def _cells_hash(notebook: nbformat.NotebookNode) -> str:
+    """The SHA-256 of a notebook's cells as a student changes them: type, source, outputs, attachments.
+
+    Cell ids, execution counts and metadata are left out (Jupyter rewrites them on every save);
+    nbformat joins split sources and outputs on reading, so a copy read back gives the hash it
+    was written with.
+    """
+    cells = [{"cell_type": cell.get("cell_type"), "source": cell.get("source"),
+              "outputs": cell.get("outputs", []), "attachments": cell.get("attachments", {})}
+             for cell in notebook.cells]
+    text = json.dumps(cells, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _mark(notebook: nbformat.NotebookNode) -> None:
+    """Mark ``notebook`` as a copy nclab wrote, with the hash of its cells (see :func:`_cells_hash`)."""
+    mark = notebook.metadata.get(_MARK)
+    notebook.metadata[_MARK] = {**(mark if isinstance(mark, dict) else {}), _MARK_HASH: _cells_hash(notebook)}
+
+
+def _check_unchanged_copy(existing: nbformat.NotebookNode, target: Path) -> None:
+    """Refuse an existing ``target`` that nclab did not write, or that was changed since it did."""
+    mark = existing.metadata.get(_MARK)
+    if not isinstance(mark, dict) or _MARK_HASH not in mark:
+        raise ValueError(f"target {target} is not a student's copy written by nclab (its metadata has no "
+                         "nclab handout mark); refusing to overwrite it: move it away or give a new path")
+    if mark[_MARK_HASH] != _cells_hash(existing):
+        raise ValueError(f"target {target} has been changed since nclab wrote it (answers or outputs would be "
+                         "lost); refusing to overwrite it: move it away or give a new path")
+
+
 def _check_target(target: Path) -> None:
-    """Refuse a ``target`` that may not be written: only a new file or a student's copy may be.
+    """Refuse a ``target`` that may not be written: only a new file or an unchanged copy nclab wrote may be.
 
     Raises
     ------
     ValueError
-        ``target`` does not end in ``.ipynb``, is a folder or another file that is not a regular
-        one, does not read as a notebook, or is a notebook with solutions (a chapter).
+        ``target`` does not end in ``.ipynb``, is a symbolic link, a folder or another file that is
+        not a regular one, does not read as a notebook, is a notebook with solutions (a chapter),
+        has no nclab handout mark (any other notebook), or was changed since nclab wrote it.
     """
     if target.suffix != ".ipynb":
         raise ValueError(f"target must be a .ipynb file; got {target.name}")
+    if os.path.islink(target):
+        raise ValueError(f"target {target} is a symbolic link; give the path of the .ipynb file to write")
     if os.path.isdir(target):
         raise ValueError(f"target {target} is a folder; give the path of the .ipynb file to write")
     if not os.path.lexists(target):
@@ -275,6 +316,7 @@ def _check_target(target: Path) -> None:
     if solutions:
         raise ValueError(f"target {target} is a notebook with solutions, not a student's copy; "
                          "refusing to overwrite it")
+    _check_unchanged_copy(existing, target)
 
 
 def _write(notebook: nbformat.NotebookNode, target: Path) -> None:
@@ -314,7 +356,8 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
         A chapter notebook: the Colab ``.ipynb`` or the MyST ``.md`` source.
     target : path-like
         Where to write the student's ``.ipynb`` (its folder is created when missing). An existing
-        file is replaced only when it is a notebook without solutions (an earlier copy).
+        file is replaced only when it is a copy this function wrote, unchanged since (its cells
+        still give the hash in its metadata ``nclab.handout_sha256``).
 
     Returns
     -------
@@ -325,7 +368,8 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
     ------
     ValueError
         ``target`` is ``source`` itself (checked first: same path, symbolic or hard link), does
-        not end in ``.ipynb``, is a folder, or exists and is not a notebook without solutions;
+        not end in ``.ipynb``, is a symbolic link or a folder, or exists and is not an unchanged
+        copy written by nclab (a chapter, a student's edited copy, any other file);
         ``source`` is missing, not a ``.ipynb`` or ``.md`` file, or cannot be read as a notebook;
         a cell's tags are malformed; or a solution admonition is never closed. Nothing is written
         then.
@@ -356,6 +400,8 @@ def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
     _check_target(target)
     notebook = _read(source)
     notebook.cells, removed = _without_solutions(notebook, source)
+    _mark(notebook)
+    _check_target(target)  # again, right before the swap: the target may have changed meanwhile
     _write(notebook, target)
     return removed
 
@@ -382,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Write a chapter's notebook without its solutions.")
     parser.add_argument("source", help="the chapter: book/NN_name.ipynb or book/NN_name.md")
     parser.add_argument("target", help="the student's notebook to write (.ipynb); an existing file "
-                                       "is replaced only when it is a notebook without solutions")
+                                       "is replaced only when it is an unchanged copy nclab wrote")
     args = parser.parse_args(argv)
     try:
         removed = student_copy(args.source, args.target)
