@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--deltas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2],
                        help="label smoothing values (default: 0 0.05 0.1 0.2)")
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    sweep.add_argument("--out", type=Path, help="also draw the sweep's figures into this folder (PNG files)")
+    sweep.add_argument("--out", type=Path, help="also draw the sweep's figures into this folder (PNG files): new, "
+                                                "empty, or one nclab drew into before")
     sweep.add_argument("--workers", type=int,
                        help="worker processes, one thread each (default: $NCLAB_WORKERS, else one per core)")
     sweep.add_argument("--executor", choices=["processes", "slurm", "local"], default="processes",
@@ -158,7 +159,9 @@ def _parser() -> argparse.ArgumentParser:
                                              "(epochs, width, dataset, ...) form separate groups, each drawn "
                                              "into its own subfolder of --out.")
     report.add_argument("path", type=Path, help="a run folder, its result.json, or a folder of run folders")
-    report.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    report.add_argument("--out", type=Path, required=True,
+                        help="folder for the PNG files: new, empty, or one nclab drew into before (only the "
+                             "figures it drew there, unchanged, are replaced)")
     _add_debug(report)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
@@ -224,6 +227,8 @@ def _sweep(args: argparse.Namespace, context: dict) -> None:
     context["cache"] = runs.cache_dir()
     if not all((runs.run_dir(c) / RESULT).exists() for c in configs):  # finished runs are only read
         _check_writable(runs.cache_dir())
+    if args.out is not None:
+        _check_figure_folder(args.out)   # before any training: --out must be new, empty, or nclab's figures
     cluster = {k: v for k in ("partition", "gpus", "cpus", "time_min", "mem_gb", "log_dir")
                if (v := getattr(args, k)) is not None}
     if args.executor == "processes" and cluster:
@@ -268,7 +273,15 @@ def _bundle(args: argparse.Namespace, context: dict) -> None:
 
 
 def _report(args: argparse.Namespace, context: dict) -> None:
+    _check_figure_folder(args.out)
     _draw(runs.load_results(args.path), args.out)
+
+
+def _check_figure_folder(out: Path) -> None:
+    """Refuse an --out that nclab may not draw into (:func:`nclab.plots._figure_folder.check_folder`)."""
+    from .plots._figure_folder import check_folder
+
+    check_folder(out)
 
 
 def _draw(results: list, out: Path) -> None:

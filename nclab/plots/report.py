@@ -8,6 +8,7 @@ one δ share its colour.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..tables import by_delta, _check_results, delta_label
+from ._figure_folder import check_files, check_folder, replace_files
 from ._base import (curve_series, delta_colours, errorbar_vs_delta, final_epoch_title, final_mean_std,
                     label_curve_panel, prepare)
 
@@ -186,33 +188,52 @@ def draw_report(results: list, out: str | os.PathLike, echo=print) -> list[Path]
     Writes ``training_curves.png``, ``nc_plane.png`` and, when a group has several δ,
     ``delta_summary.png``; each title says the group's settings and which seeds are pooled.
     ``echo`` receives one line per folder and per file written. Returns the paths written.
-    """
-    from .empirical import nc_plane
 
+    ``out`` must be new, empty, or a folder nclab drew into before, and a figure replaces only a
+    file nclab drew there, unchanged since; everything is checked before anything is drawn, and
+    each file is written by an atomic rename (see :mod:`nclab.plots._figure_folder`).
+
+    Raises
+    ------
+    ValueError
+        ``out`` or a file in it may not be written (nothing is drawn or written then).
+    """
     out = Path(out)
-    written: list[Path] = []
     groups = _groups(results)
     configs = [g[0].config.to_dict() for g in groups]
     varying = [k for k in configs[0] if k not in ("delta", "seed")
                and len({json.dumps(c[k]) for c in configs}) > 1]
     shown = _TITLE_FIELDS + tuple(k for k in varying if k not in _TITLE_FIELDS)
+    plan = [(_folder_name(group, varying) if len(groups) > 1 else "", group, _figures(group)) for group in groups]
+    check_folder(out)
+    check_files(out, [str(Path(sub, f"{name}.png")) for sub, _, figures in plan for name in figures])
     if len(groups) > 1:
         echo(f"{len(results)} runs in {len(groups)} groups that differ in {', '.join(varying)}; "
               "each group is drawn into its own folder")
-    for group in groups:
-        folder = out / _folder_name(group, varying) if len(groups) > 1 else out
-        folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for sub, group, figures in plan:
         settings, pooled = _settings(group, shown), _pooled(group)
-        echo(f"{folder}: {settings}; {pooled}")
-        figures = {"training_curves": (training_curves, "one curve per run"),
-                   "nc_plane": (nc_plane, "one point per run and logged epoch")}
-        if len({r.config.delta for r in group}) > 1:
-            figures["delta_summary"] = (delta_summary, "final epoch, mean ± std over the seeds of each δ")
+        echo(f"{out / sub if sub else out}: {settings}; {pooled}")
+        pngs = {}
         for name, (draw, what) in figures.items():
-            path = folder / f"{name}.png"
             fig = draw(group)
             fig.suptitle(f"{settings}\n{what}; {pooled}")
-            fig.savefig(path, dpi=120)
-            written.append(path)
-            echo(str(path))
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=120)
+            pngs[str(Path(sub, f"{name}.png"))] = buffer.getvalue()
+        replace_files(out, pngs)
+        for name in pngs:
+            written.append(out / name)
+            echo(str(out / name))
     return written
+
+
+def _figures(group: list) -> dict:
+    """The figures of one group: file name -> (drawing function, what it shows)."""
+    from .empirical import nc_plane
+
+    figures = {"training_curves": (training_curves, "one curve per run"),
+               "nc_plane": (nc_plane, "one point per run and logged epoch")}
+    if len({r.config.delta for r in group}) > 1:
+        figures["delta_summary"] = (delta_summary, "final epoch, mean ± std over the seeds of each δ")
+    return figures

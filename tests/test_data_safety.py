@@ -1,0 +1,120 @@
+"""nclab writes only where it may: the figure folders of report and sweep, and run folders.
+
+Each test puts a file of the user's where nclab would write (a file of the same name, a symbolic
+link out of the folder, a file in the folder nclab did not write) and checks that the command
+refuses in one line naming it, before any work, and leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nclab import runs
+from nclab.__main__ import main
+from nclab.plots import _figure_folder
+from nclab.plots._figure_folder import LISTING, check_files
+from nclab.plots.report import draw_report
+from nclab.train import train
+
+FIGURES = ["nc_plane.png", "training_curves.png"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One finished tiny run (about two seconds)."""
+    folder = tmp_path_factory.mktemp("runs") / "ce"
+    train(runs.config("quick", epochs=1, width=16), run_dir=folder, progress=False)
+    return folder
+
+
+def refused(argv, capsys, status=2) -> str:
+    """Run ``python -m nclab ARGV``; check that it fails with ``status`` and one line ``error: ...``; return it."""
+    assert main([str(arg) for arg in argv]) == status
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+# report --out ----------------------------------------------------------------------------------
+
+def test_report_never_writes_through_a_symbolic_link(run_dir, tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's data")
+    out = tmp_path / "figs"
+    out.mkdir()
+    os.symlink("../precious.txt", out / "nc_plane.png")
+    (out / LISTING).write_text('{"schema": "nclab-figures-1", "files": {}}')
+    err = refused(["report", run_dir, "--out", out], capsys)
+    assert str(out / "nc_plane.png") in err and "symbolic link" in err
+    assert precious.read_text() == "the user's data"
+    assert sorted(p.name for p in out.iterdir()) == [LISTING, "nc_plane.png"]   # nothing drawn before refusing
+    linked = tmp_path / "linked"
+    os.symlink(tmp_path / "elsewhere", linked)
+    assert "symbolic link" in refused(["report", run_dir, "--out", linked], capsys)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_report_never_overwrites_a_file_it_did_not_write(run_dir, tmp_path, capsys):
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "training_curves.png").write_bytes(b"the user's own figure")
+    err = refused(["report", run_dir, "--out", out], capsys)
+    assert str(out) in err and "holds no figures nclab drew (training_curves.png)" in err
+    assert (out / "training_curves.png").read_bytes() == b"the user's own figure"
+    assert [p.name for p in out.iterdir()] == ["training_curves.png"]
+
+
+def test_report_replaces_only_the_unchanged_figures_it_drew(run_dir, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("kept")                       # the user's file beside the figures
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([LISTING, *FIGURES, "notes.txt"])
+    assert (out / "notes.txt").read_text() == "kept"
+    (out / "nc_plane.png").write_bytes(b"edited by the user")
+    before = (out / "training_curves.png").read_bytes()
+    err = refused(["report", run_dir, "--out", out], capsys)
+    assert f"{out / 'nc_plane.png'} is not a figure nclab drew there, or was changed since" in err
+    assert (out / "nc_plane.png").read_bytes() == b"edited by the user"
+    assert (out / "training_curves.png").read_bytes() == before
+
+
+def test_a_figure_interrupted_between_its_two_writes_is_still_nclabs(run_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "figs"
+    results = [runs.load_results(run_dir)[0]]
+    draw_report(results, out, echo=lambda line: None)
+    real = _figure_folder._write_atomically
+
+    def killed_at_the_figure(path, payload):
+        if path.suffix == ".png":
+            raise KeyboardInterrupt
+        real(path, payload)
+
+    monkeypatch.setattr(_figure_folder, "_write_atomically", killed_at_the_figure)
+    with pytest.raises(KeyboardInterrupt):
+        draw_report(results, out, echo=lambda line: None)
+    monkeypatch.undo()
+    assert [str(p) for p in draw_report(results, out, echo=lambda line: None)] == [str(out / f) for f in
+                                                                                   reversed(FIGURES)]
+
+
+def test_a_linked_subfolder_of_the_figures_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "group")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'group'} is a symbolic link or a file"):
+        check_files(tmp_path, ["group/nc_plane.png"])
+
+
+def test_sweep_refuses_its_figure_folder_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "delta_summary.png").write_bytes(b"mine")
+    err = refused(["sweep", "--profile", "quick", "--epochs", "1", "--width", "16", "--deltas", "0",
+                   "--seeds", "0", "--no-progress", "--out", out], capsys)
+    assert f"--out {out} is not empty" in err
+    assert not list((tmp_path / "cache").rglob("result.json"))
+    assert (out / "delta_summary.png").read_bytes() == b"mine"
