@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import math
 import os
@@ -34,12 +35,13 @@ _SPLITS = ("val", "test")
 # Writing a bundle folder ------------------------------------------------------------------------
 #
 # nclab writes a bundle only into a folder it owns: one that does not exist, is empty, or holds a
-# bundle and nothing else (every file listed in its manifest). A new bundle is built in a hidden
+# bundle and nothing else (every file listed in its manifest, with the SHA-256 listed there: a
+# listed file edited since is not nclab's). A new bundle is built in a hidden
 # folder beside the target and swapped in atomically: Linux's renameat2(RENAME_EXCHANGE) exchanges
 # the two folders in one step (a small ctypes call: no maintained package offers it); where the file
 # system cannot exchange, the old bundle is renamed aside first and put back by the next call if a
 # kill stops the swap half-way. The old bundle is then removed file by file, only the files its own
-# manifest lists. A reader therefore finds the old bundle or the new one, never a mixture.
+# manifest lists, unchanged. A reader therefore finds the old bundle or the new one, never a mixture.
 
 _PARTIAL = ".nclab-partial"  # marks a folder being built; only such leftovers are ever removed whole
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -78,27 +80,47 @@ def _recover(folder: Path) -> None:
     if folder.exists() or folder.is_symlink():
         return
     for aside in _asides(folder):
-        if _owned_files(aside) is not None:
+        if _manifest_of(aside) is not None:
             with contextlib.suppress(OSError):
                 os.rename(aside, folder)
                 return
 
 
-def _owned_files(folder: Path) -> set[str] | None:
-    """The files of the bundle in ``folder`` (its manifest's list and the manifest), or None when it holds no valid bundle."""
+def _manifest_of(folder: Path) -> dict | None:
+    """The valid manifest of the bundle in ``folder``, or None when it holds none."""
     try:
-        manifest = parse_manifest((folder / MANIFEST).read_bytes(), str(folder / MANIFEST))
+        return parse_manifest((folder / MANIFEST).read_bytes(), str(folder / MANIFEST))
     except (OSError, ValueError):
         return None
-    return {MANIFEST, *manifest["files"]}
+
+
+def _unchanged(path: Path, digest: str) -> bool:
+    """Whether ``path`` is a regular file (not a link) whose bytes give the SHA-256 ``digest``."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(2**20), b""):
+                sha.update(block)
+    except OSError:
+        return False
+    return sha.hexdigest() == digest
+
+
+def _foreign_files(folder: Path, manifest: dict) -> list[str]:
+    """The files in ``folder`` that nclab did not write there: not listed by ``manifest``, or changed since (another SHA-256)."""
+    present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
+    return [f for f in present if f != MANIFEST and not (f in manifest["files"]
+                                                        and _unchanged(folder / f, manifest["files"][f]))]
 
 
 def check_target(folder: str | os.PathLike) -> Path:
     """Refuse, before any work, a folder that :func:`export` may not write: one holding files it did not write.
 
-    The folder may be missing, empty, or hold a bundle and nothing else (it is then replaced by an
-    atomic swap). Anything else is a ValueError naming the folder and up to three foreign files;
-    nothing is touched.
+    The folder may be missing, empty, or hold a bundle and nothing else, every file as its manifest
+    lists it (SHA-256 included; it is then replaced by an atomic swap). Anything else is a
+    ValueError naming the folder and up to three foreign files; nothing is touched.
     """
     folder = Path(folder).expanduser().absolute()
     _recover(folder)
@@ -114,25 +136,33 @@ def check_target(folder: str | os.PathLike) -> Path:
     entries = list(folder.iterdir())
     if not entries:
         return folder
-    owned = _owned_files(folder)
-    if owned is None:
+    manifest = _manifest_of(folder)
+    if manifest is None:
         raise ValueError(f"--out {folder} is not empty and holds no bundle ({', '.join(sorted(p.name for p in entries)[:3])}"
                          f"{', ...' if len(entries) > 3 else ''}); nclab writes a bundle only into a new or empty "
                          "folder, or over a bundle it wrote")
-    foreign = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                     if not p.is_dir() or p.is_symlink())
-    foreign = [f for f in foreign if f not in owned]
-    if foreign:
-        raise ValueError(f"--out {folder} holds files that are not part of its bundle ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}); move them away: nclab never replaces a folder "
-                         "holding files it did not write")
+    _refuse_foreign(folder, manifest)
     return folder
 
 
+def _refuse_foreign(folder: Path, manifest: dict) -> None:
+    """Refuse a bundle folder holding files nclab did not write there (unlisted, or changed since: another hash)."""
+    foreign = _foreign_files(folder, manifest)
+    if foreign:
+        raise ValueError(f"--out {folder} holds files that are not part of its bundle ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}: not in its manifest, or changed since nclab wrote "
+                         "them); move them away: nclab never replaces a folder holding files it did not write")
+
+
 def _remove_bundle(folder: Path) -> None:
-    """Remove a bundle folder that this module wrote: the files its manifest lists, then the folders left empty."""
-    owned = _owned_files(folder) or {MANIFEST}
-    for file in (*owned, _PARTIAL):
+    """Remove a bundle folder that this module wrote: the files its manifest lists, unchanged, then the folders left empty."""
+    manifest = _manifest_of(folder)
+    listed = manifest["files"] if manifest is not None else {}
+    for file, digest in listed.items():
+        if _unchanged(folder / file, digest):
+            with contextlib.suppress(OSError):
+                (folder / file).unlink()
+    for file in ((MANIFEST,) if manifest is not None else ()) + (_PARTIAL,):
         with contextlib.suppress(OSError):
             (folder / file).unlink()
     for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):

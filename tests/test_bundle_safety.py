@@ -66,7 +66,7 @@ def test_export_refuses_a_bundle_folder_that_also_holds_a_foreign_file(made, tmp
     target = tmp_path / "tiny"
     shutil.copytree(folder, target)
     (target / "README.md").write_text("my notes")
-    with pytest.raises(ValueError, match=r"files that are not part of its bundle \(README.md\)"):
+    with pytest.raises(ValueError, match=r"files that are not part of its bundle \(README.md: not in its manifest"):
         _export(results, target)
     assert (target / "README.md").read_text() == "my notes"
 
@@ -87,6 +87,32 @@ def test_the_command_refuses_out_over_foreign_files_before_training(made, tmp_pa
         err = capsys.readouterr().err
         assert err.startswith("error: --out ") and err.count("\n") == 1, err
         assert _tree(tmp_path) == before, out  # nothing written, nothing removed, nothing trained
+
+
+@pytest.mark.parametrize("edit", ["a hand-edited result", "a link in place of a listed file"])
+def test_a_listed_file_changed_since_the_export_is_foreign(made, tmp_path, capsys, edit):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    manifest = json.loads((target / bundle.MANIFEST).read_text())
+    listed = f"runs/{manifest['runs'][0]['folder']}/result.json"
+    if edit == "a hand-edited result":
+        (target / listed).write_text((target / listed).read_text().replace('"seed": 0', '"seed": 0 '))
+    else:
+        (tmp_path / "mine.json").write_bytes((target / listed).read_bytes())
+        (target / listed).unlink()
+        (target / listed).symlink_to(tmp_path / "mine.json")
+    before = _tree(target)
+    with pytest.raises(ValueError, match=rf"not part of its bundle \({listed}: not in its manifest, or changed since"):
+        _export(results[:1], target)
+    assert _tree(target) == before and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tiny", *(["mine.json"] if edit != "a hand-edited result" else [])])
+    args = ["bundle", "--profile", "quick", "--deltas", "0", "--seeds", "0", "--epochs", "1", "--name", "tiny",
+            "--out", str(target)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {target} holds files") and listed in err and err.count("\n") == 1
+    assert _tree(target) == before
 
 
 def test_a_new_bundle_replaces_the_old_one_by_a_swap(made, tmp_path):
