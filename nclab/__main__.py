@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 try:
@@ -265,10 +266,12 @@ def _bundle(args: argparse.Namespace, context: dict) -> None:
     workers = args.workers or runs.default_workers()
     wall = args.wall_seconds if args.wall_seconds is not None else time.perf_counter() - start
     c = configs[0]
-    folder = bundle.export(results, args.out, name=args.name, command="python -m nclab " + " ".join(sys.argv[1:]),
-                           wall_seconds=wall, workers=workers,
-                           description=f"{c.dataset}, {c.model} (width {c.width or 'default'}), "
-                                       f"{c.train_size or 'all'} training images, {c.epochs} epochs")
+    with warnings.catch_warnings():   # a file kept from the old bundle's folder is reported in one line
+        warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+        folder = bundle.export(results, args.out, name=args.name,
+                               command="python -m nclab " + " ".join(sys.argv[1:]), wall_seconds=wall,
+                               workers=workers, description=f"{c.dataset}, {c.model} (width {c.width or 'default'}), "
+                                                            f"{c.train_size or 'all'} training images, {c.epochs} epochs")
     print(f"bundle of {len(results)} runs written to {folder}")
 
 

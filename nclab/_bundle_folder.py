@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from ._files import _umask
@@ -76,14 +77,22 @@ def _asides(folder: Path) -> list[Path]:
 
 
 def _recover(folder: Path) -> None:
-    """Put back an old bundle left aside by a swap that a kill interrupted (see the notes above)."""
-    if folder.exists() or folder.is_symlink():
-        return
-    for aside in _asides(folder):
-        if _manifest_of(aside) is not None:
-            with contextlib.suppress(OSError):
-                os.rename(aside, folder)
-                return
+    """Finish a swap that a kill interrupted (see the notes above).
+
+    An old bundle left aside is put back when ``folder`` is missing; then every other leftover
+    beside it (a complete new bundle never swapped in, an old one whose removal was cut short) is
+    removed as :func:`_remove_bundle` does: only the files its manifest lists, unchanged, and the
+    folders left empty. A folder still being built (marked partial) is left to its builder.
+    """
+    if not (folder.exists() or folder.is_symlink()):
+        for aside in _asides(folder):
+            if _manifest_of(aside) is not None:
+                with contextlib.suppress(OSError):
+                    os.rename(aside, folder)
+                    break
+    for leftover in [*folder.parent.glob(f".{folder.name}.new-*"), *_asides(folder)]:
+        if leftover.is_dir() and not leftover.is_symlink() and not (leftover / _PARTIAL).exists():
+            _remove_bundle(leftover)
 
 
 def _manifest_of(folder: Path) -> dict | None:
@@ -165,11 +174,16 @@ def _remove_bundle(folder: Path) -> None:
     for file in ((MANIFEST,) if manifest is not None else ()) + (_PARTIAL,):
         with contextlib.suppress(OSError):
             (folder / file).unlink()
-    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             sub.rmdir()  # only empty folders go
     with contextlib.suppress(OSError):
         folder.rmdir()
+    if folder.exists():
+        kept = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
+        warnings.warn(f"{folder} is kept: it holds files nclab did not write ({', '.join(kept[:3])}"
+                      f"{', ...' if len(kept) > 3 else ''}), put into the bundle folder while it was replaced; "
+                      "move them where they belong and delete the folder", RuntimeWarning, stacklevel=2)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -183,9 +197,12 @@ def _fsync_tree(folder: Path) -> None:
 def building(folder: Path):
     """A hidden folder beside ``folder`` to write a bundle into, swapped into place when the block ends without error.
 
-    ``folder`` must have passed :func:`check_target`. Leftovers of builds that were killed (hidden
-    folders marked as partial) are removed first. On any error the hidden folder is removed and
-    ``folder`` is left as it was.
+    ``folder`` must have passed :func:`check_target`; it is checked again right before the swap, so
+    that a file put into it during the build is never swapped away (a ValueError then). Leftovers
+    of builds that were killed (hidden folders marked as partial) are removed first. On any error
+    the hidden folder is removed and ``folder`` is left as it was. The old bundle swapped out is
+    removed as :func:`_remove_bundle` does; should it still hold a file nclab did not write, it is
+    kept and a RuntimeWarning names it.
     """
     folder = check_target(folder)
     try:
@@ -200,9 +217,10 @@ def building(folder: Path):
     swapped = False
     try:
         yield temp
-        (temp / _PARTIAL).unlink()
         _fsync_tree(temp)
         temp.chmod(0o777 & ~_umask())
+        check_target(folder)   # again, right before the swap: files may have been put into it during the build
+        (temp / _PARTIAL).unlink()
         if folder.exists() and any(folder.iterdir()):
             try:
                 _exchange(temp, folder)

@@ -158,6 +158,85 @@ def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, 
     assert len(bundle._read(target, "tiny").results) == 1
 
 
+def test_a_file_put_into_the_target_during_the_build_is_never_swapped_away(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    before = _tree(target)
+    real_outputs = bundle.outputs
+
+    def the_user_writes_meanwhile(*args):
+        (target / "notes.md").write_text("written during the build")
+        return real_outputs(*args)
+
+    monkeypatch.setattr(bundle, "outputs", the_user_writes_meanwhile)
+    with pytest.raises(ValueError, match=r"not part of its bundle \(notes.md: not in its manifest"):
+        _export(results[:1], target)
+    assert _tree(target) == {**before, "notes.md": b"written during the build"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]      # no hidden folder left beside it
+
+
+def test_a_file_put_into_the_target_at_the_swap_itself_is_kept_and_reported(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    real_exchange = folders._exchange
+
+    def the_user_writes_at_the_swap(a, b):
+        (target / "notes.md").write_text("written at the swap")
+        real_exchange(a, b)
+
+    monkeypatch.setattr(folders, "_exchange", the_user_writes_at_the_swap)
+    with pytest.warns(RuntimeWarning, match=r"\.tiny\.new-\w+ is kept: it holds files nclab did not write \(notes.md\)"):
+        _export(results[:1], target)
+    leftovers = list(tmp_path.glob(".tiny.new-*"))
+    assert len(leftovers) == 1 and _tree(leftovers[0]) == {"notes.md": b"written at the swap"}
+    assert len(bundle._read(target, "tiny").results) == 1
+
+
+def test_the_command_reports_a_kept_folder_in_one_line(made, tmp_path, monkeypatch, capsys):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    monkeypatch.setenv("NCLAB_CACHE", str(results[0].run_dir.parent))   # the runs are found, not trained
+    real_exchange = folders._exchange
+
+    def the_user_writes_at_the_swap(a, b):
+        (target / "notes.md").write_text("written at the swap")
+        real_exchange(a, b)
+
+    monkeypatch.setattr(folders, "_exchange", the_user_writes_at_the_swap)
+    assert cli.main(["bundle", "--profile", "quick", "--deltas", "0", "0.1", "--seeds", "0", "--epochs", "2",
+                     "--width", "8", "--log-every", "1", "--name", "tiny", "--out", str(target), "--no-progress"]) == 0
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: {tmp_path}/.tiny.new-") and warning.count("\n") == 1, warning
+    assert "holds files nclab did not write (notes.md)" in warning
+
+
+def test_a_complete_new_bundle_left_by_a_kill_between_the_two_renames_is_cleaned(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    old = _tree(target)
+    monkeypatch.setattr(folders, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
+    real_replace = os.replace
+
+    def killed_after_first(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name.startswith(".tiny.old-"):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(folders.os, "replace", killed_after_first)
+    monkeypatch.setattr(folders.shutil, "rmtree", lambda *a, **k: None)   # a killed process cleans nothing up
+    with pytest.raises(KeyboardInterrupt):
+        _export(results[:1], target)
+    monkeypatch.undo()
+    assert len(list(tmp_path.glob(".tiny.new-*"))) == 1           # the new bundle, complete, never swapped in
+    folders.check_target(target)
+    assert _tree(target) == old and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    _export(results[:1], target)
+    assert len(bundle._read(target, "tiny").results) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
 def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
     results, folder = made
     target = tmp_path / "tiny"
