@@ -37,6 +37,7 @@ try:
     from . import runs
     from .data import DATASETS
     from .models import MODELS
+    from ._files import check_run_folder
     from .train import CHECKPOINT, RESULT, RunLocked, TrainConfig, train
 except KeyboardInterrupt:
     # Ctrl-C while torch loads (seconds on a busy machine): nothing has started, nothing to lose.
@@ -212,6 +213,7 @@ def _run(args: argparse.Namespace, context: dict) -> None:
     folder = args.run_dir if args.run_dir is not None else runs.run_dir(cfg)
     context["checkpoint"] = folder / CHECKPOINT
     if not (folder / RESULT).exists():  # a finished run is only read
+        check_run_folder(folder)   # before anything is created: nclab trains only in a folder of its own
         _check_writable(folder)
     if args.run_dir is not None:
         result = train(cfg, run_dir=folder, progress=not args.no_progress, wait=not args.no_wait)

@@ -4,6 +4,8 @@ Every file is written to a temporary file of the writing process, fsynced and re
 old one (:func:`_write_atomically`), so a reader always finds a complete file. One process at a
 time trains in a run folder: it holds the folder's lock (``.lock``), with its process id in
 ``.lock-owner`` (:func:`_run_lock`). :mod:`nclab.train` uses both; its names re-export these.
+nclab trains only in a folder of its own: one holding a file it did not write is refused before
+anything is created in it (:func:`check_run_folder`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime
 import errno
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-__all__ = ["LOCK", "OWNER", "RunLocked"]
+__all__ = ["LOCK", "OWNER", "RUN_FILES", "RunLocked", "check_run_folder"]
 
 LOCK = ".lock"  # held (flock) by the process that trains the run
 OWNER = ".lock-owner"  # who holds the lock: read by a process that finds it taken
@@ -31,11 +34,64 @@ class RunLocked(RuntimeError):
     """Another process holds the lock of the run folder (raised by :func:`nclab.train.train` with ``wait=False``)."""
 
 
-@contextmanager
-def _run_lock(run_dir: Path, wait: bool, show: bool):
-    """Hold ``run_dir``'s lock for the block, creating the folder first; see :func:`nclab.train.train`."""
+# The files nclab writes in a run folder: the checkpoint and the result (names of nclab.checkpoints
+# and nclab.results, which import this module), the lock and its owner, and the temporary files of
+# _write_atomically and of the command line's write test that a kill may leave behind.
+RUN_FILES = ("checkpoint.pt", "result.json", LOCK, OWNER)
+_LEFTOVER = re.compile(r"\.(checkpoint\.pt|result\.json|\.lock-owner)\.\w+\.tmp|\.write-test-\w+")
+
+
+def _not_nclabs(path: Path) -> bool:
+    """Whether ``path``, in a run folder, is a file nclab did not write there (see :data:`RUN_FILES`)."""
+    if path.is_symlink() or not path.is_file():
+        return True
+    if path.name == LOCK:
+        return path.stat().st_size != 0  # the lock file nclab takes is always empty
+    if path.name == OWNER:
+        try:
+            owner = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return True
+        return not isinstance(owner, dict) or set(owner) != {"pid", "host", "since"}
+    return path.name not in RUN_FILES and not _LEFTOVER.fullmatch(path.name)
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse, before anything is created, a run folder holding files nclab did not write.
+
+    A run folder may be missing, empty, or hold only what nclab writes there (:data:`RUN_FILES`:
+    its checkpoint and result, whose contents are checked when they are read, an empty lock file,
+    a lock owner record, temporary files a kill left behind). A symbolic link, a folder or any
+    other file is refused: nclab never writes beside, or over, files it did not write.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``run_dir`` is a file.
+    ValueError
+        ``run_dir`` holds other files (one line naming the folder and up to three of them).
+    """
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(run_dir))
+    if not run_dir.is_dir():
+        return
+    try:
+        foreign = sorted(p.name for p in run_dir.iterdir() if _not_nclabs(p))
+    except OSError as exc:
+        raise _located(exc, run_dir) from None
+    if foreign:
+        raise ValueError(f"{run_dir} holds files nclab did not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); nclab trains only in a new or empty folder or in "
+                         "a run folder of its own: move them away or choose another run folder")
+
+
+@contextmanager
+def _run_lock(run_dir: Path, wait: bool, show: bool):
+    """Hold ``run_dir``'s lock for the block, creating the folder first; see :func:`nclab.train.train`.
+
+    A folder holding files nclab did not write is refused before anything is created (:func:`check_run_folder`).
+    """
+    check_run_folder(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -118,3 +118,75 @@ def test_sweep_refuses_its_figure_folder_before_training(tmp_path, monkeypatch, 
     assert f"--out {out} is not empty" in err
     assert not list((tmp_path / "cache").rglob("result.json"))
     assert (out / "delta_summary.png").read_bytes() == b"mine"
+
+
+# run --run-dir ---------------------------------------------------------------------------------
+
+_TINY = ["--profile", "quick", "--epochs", "2", "--width", "16", "--log-every", "1", "--no-progress"]
+
+
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    return {p.name: (os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else "folder")
+            for p in sorted(folder.iterdir())}
+
+
+def _notes(folder: Path) -> None:
+    (folder / "notes.txt").write_text("the user's notes")
+
+
+def _owner(folder: Path) -> None:
+    (folder / ".lock-owner").write_text("the user's own file of that name")
+
+
+def _lock(folder: Path) -> None:
+    (folder / ".lock").write_text("not an empty lock file")
+
+
+def _linked_checkpoint(folder: Path) -> None:
+    (folder.parent / "precious.pt").write_bytes(b"elsewhere")
+    os.symlink(folder.parent / "precious.pt", folder / "checkpoint.pt")
+
+
+def _subfolder(folder: Path) -> None:
+    (folder / "data").mkdir()
+
+
+@pytest.mark.parametrize("put", [_notes, _owner, _lock, _linked_checkpoint, _subfolder])
+def test_run_refuses_a_folder_with_files_nclab_did_not_write_before_creating_anything(tmp_path, capsys, put):
+    folder = tmp_path / "DIR"
+    folder.mkdir()
+    put(folder)
+    before, around = _tree(folder), _tree(tmp_path)
+    err = refused(["run", *_TINY, "--run-dir", folder], capsys)
+    name = {_notes: "notes.txt", _owner: ".lock-owner", _lock: ".lock", _linked_checkpoint: "checkpoint.pt",
+            _subfolder: "data"}[put]
+    assert err.startswith(f"error: {folder} holds files nclab did not write ({name})"), err
+    assert _tree(folder) == before and _tree(tmp_path) == around     # no .lock, no checkpoint, no probe
+    with pytest.raises(ValueError, match="holds files nclab did not write"):
+        train(runs.config("quick", epochs=2, width=16), run_dir=folder, progress=False)
+    assert _tree(folder) == before
+
+
+def test_an_interrupted_run_in_its_own_folder_resumes_from_its_finished_epochs(tmp_path, capsys, monkeypatch):
+    from nclab import train as train_module
+    from run_tools import train_until
+
+    folder = tmp_path / "DIR"
+    train_until(runs.config("quick", epochs=2, width=16, log_every=1), folder, epoch=1)
+    # What a killed process leaves: its lock owner record, a temporary file of a write cut short.
+    (folder / ".lock-owner").write_text('{"pid": 1, "host": "h", "since": "2024-01-01T00:00:00+00:00"}')
+    (folder / ".checkpoint.pt.abc_1234.tmp").write_bytes(b"half a checkpoint")
+    saved = []
+    real_save = train_module._save
+    monkeypatch.setattr(train_module, "_save", lambda path, cfg, epoch, *a: saved.append(epoch) or
+                        real_save(path, cfg, epoch, *a))
+    assert main(["run", *_TINY, "--run-dir", str(folder)]) == 0
+    assert saved == [2]                                             # epoch 1 was kept, not trained again
+    assert "final train error" in capsys.readouterr().out
+
+
+def test_the_run_folder_names_are_those_nclab_writes():
+    from nclab import _files
+    from nclab.train import CHECKPOINT, LOCK, OWNER, RESULT
+
+    assert set(_files.RUN_FILES) == {CHECKPOINT, RESULT, LOCK, OWNER}
