@@ -261,6 +261,8 @@ def _bundle(args: argparse.Namespace, context: dict) -> None:
     if args.wall_seconds is not None and not (math.isfinite(args.wall_seconds) and args.wall_seconds >= 0):
         raise ValueError(f"--wall-seconds must be a finite number of seconds >= 0, got {args.wall_seconds}")
     bundle.check_target(args.out)   # before any training: --out must be new, empty, or a bundle alone
+    # ... and its folder must take the hidden folder the bundle is built in
+    _check_writable(Path(args.out).expanduser().absolute().parent, "the folder of --out")
     configs = runs.grid(args.profile, deltas=args.deltas, seeds=args.seeds, **_overrides(args))
     context["cache"] = runs.cache_dir()
     start = time.perf_counter()
@@ -296,10 +298,10 @@ def _draw(results: list, out: Path) -> None:
     draw_report(results, out)
 
 
-def _check_writable(folder: Path) -> None:
+def _check_writable(folder: Path, what: str = "the run folder") -> None:
     """Fail before any data is loaded or any epoch trained when ``folder`` cannot be created or written."""
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "the run folder is a file, not a folder", str(folder))
+        raise NotADirectoryError(errno.ENOTDIR, f"{what} is a file, not a folder", str(folder))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)

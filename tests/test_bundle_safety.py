@@ -458,3 +458,29 @@ def test_security_checklist_of_the_package_source():
             if keywords.get("shell") not in (None, "False"):
                 problems.append(where + " with shell=")
     assert not problems, problems
+
+
+@pytest.mark.parametrize("where", ["a file on the path", "a read-only folder"])
+def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, capsys, where):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    if where == "a file on the path":
+        (tmp_path / "notes").write_text("a file, not a folder")
+        out, parent = tmp_path / "notes" / "t", tmp_path / "notes"
+        reason = "the folder of --out is a file, not a folder"
+    else:
+        (tmp_path / "rodir").mkdir()
+        out, parent = tmp_path / "rodir" / "t", tmp_path / "rodir"
+        reason = f"cannot create or write the folder ({os.strerror(30)})"
+        real_mkstemp = cli.tempfile.mkstemp
+
+        def read_only(*args, dir=None, **kwargs):
+            if Path(dir) == parent:
+                raise OSError(30, os.strerror(30))   # EROFS: what root meets on a read-only mount
+            return real_mkstemp(*args, dir=dir, **kwargs)
+        monkeypatch.setattr(cli.tempfile, "mkstemp", read_only)
+    args = ["bundle", "--profile", "quick", "--deltas", "0", "--seeds", "0", "--epochs", "1", "--width", "8",
+            "--name", "t", "--out", str(out), "--no-progress"]
+    assert cli.main(args) != 0
+    err = capsys.readouterr().err
+    assert err == f"error: {reason}: {parent}\n"
+    assert not list((tmp_path / "cache").rglob("result.json"))     # nothing trained

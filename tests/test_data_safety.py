@@ -190,3 +190,13 @@ def test_the_run_folder_names_are_those_nclab_writes():
     from nclab.train import CHECKPOINT, LOCK, OWNER, RESULT
 
     assert set(_files.RUN_FILES) == {CHECKPOINT, RESULT, LOCK, OWNER}
+
+
+def test_sweep_refuses_an_unwritable_figure_folder_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "notes").write_text("a file, not a folder")
+    out = tmp_path / "notes" / "figs"
+    err = refused(["sweep", "--profile", "quick", "--epochs", "1", "--width", "16", "--deltas", "0",
+                   "--seeds", "0", "--no-progress", "--out", out], capsys, status=1)
+    assert err == f"error: cannot create or write the folder ({os.strerror(20)}): {out}\n"
+    assert not list((tmp_path / "cache").rglob("result.json"))
