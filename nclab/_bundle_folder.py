@@ -310,11 +310,17 @@ def _manifest_problem(m) -> str | None:
 
 def parse_manifest(content: bytes, where: str) -> dict:
     """A manifest's JSON, validated (see :func:`_manifest_problem`); ValueError naming ``where`` otherwise."""
+    deep = ValueError(f"{where} is not a bundle manifest (its JSON is nested too deeply)")
     try:
         manifest = json.loads(content)
+    except RecursionError:   # JSON nested thousands of levels deep
+        raise deep from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{where} is not a bundle manifest (not JSON: {str(exc).splitlines()[0][:80]})") from None
-    problem = _manifest_problem(manifest)
+    try:
+        problem = _manifest_problem(manifest)
+    except RecursionError:   # a value nested too deeply to describe
+        raise deep from None
     if problem:
         raise ValueError(f"{where} is not a valid bundle manifest: {problem}")
     return manifest

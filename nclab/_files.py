@@ -125,7 +125,7 @@ def _lock_holder(run_dir: Path) -> str:
     try:
         owner = json.loads((run_dir / OWNER).read_text())
         return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "another process"  # it has the lock but has not written its owner file yet
 
 

@@ -121,6 +121,9 @@ class RunResult:
             raise FileNotFoundError(f"no run result at {path}") from None
         except OSError as exc:
             raise _located(exc, path) from None
+        except RecursionError:   # JSON nested thousands of levels deep
+            raise ValueError(f"{path} is not an nclab run result (its JSON is nested too deeply); delete it to "
+                             "train the run again") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             what = f"no {exc} field" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{path} is not an nclab run result ({what}); delete it to train the run again") \

@@ -484,3 +484,39 @@ def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err == f"error: {reason}: {parent}\n"
     assert not list((tmp_path / "cache").rglob("result.json"))     # nothing trained
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000   # JSON nested far deeper than Python's recursion limit
+
+
+def test_a_deeply_nested_manifest_is_one_error_naming_it(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    (target / bundle.MANIFEST).write_bytes(DEEP)
+    with pytest.raises(ValueError, match=rf"{target / bundle.MANIFEST} is not a bundle manifest \(its JSON is nested"):
+        bundle._read(target, "tiny")
+    monkeypatch.setenv("NCLAB_RESULTS", str(tmp_path))
+    with pytest.raises(ValueError, match="nested too deeply"):
+        bundle.load("tiny")
+    with pytest.raises(ValueError, match=r"not empty and holds no bundle"):
+        _export(results, target)
+    assert (target / bundle.MANIFEST).read_bytes() == DEEP
+    nested_value = json.loads((folder / bundle.MANIFEST).read_text())
+    nested_value["runs"][0]["folder"] = ["x"]
+    text = json.dumps(nested_value).replace('["x"]', "[" * 990 + '"x"' + "]" * 990)
+    with pytest.raises(ValueError, match="is not a"):
+        folders.parse_manifest(text.encode(), "M")
+
+
+def test_a_deeply_nested_result_in_a_bundle_is_one_error_naming_it(made, tmp_path):
+    _, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    manifest = json.loads((target / bundle.MANIFEST).read_text())
+    key = f"runs/{manifest['runs'][0]['folder']}/result.json"
+    (target / key).write_bytes(DEEP)
+    manifest["files"][key] = hashlib.sha256(DEEP).hexdigest()
+    (target / bundle.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=rf"{target / key} is not an nclab run result \(its JSON is nested too deeply\)"):
+        bundle._read(target, "tiny")

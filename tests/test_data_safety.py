@@ -200,3 +200,11 @@ def test_sweep_refuses_an_unwritable_figure_folder_before_training(tmp_path, mon
                    "--seeds", "0", "--no-progress", "--out", out], capsys, status=1)
     assert err == f"error: cannot create or write the folder ({os.strerror(20)}): {out}\n"
     assert not list((tmp_path / "cache").rglob("result.json"))
+
+
+def test_report_of_a_deeply_nested_result_is_one_line_naming_it(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "result.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    err = refused(["report", tmp_path / "run", "--out", tmp_path / "figs"], capsys)
+    assert err.startswith(f"error: {tmp_path / 'run' / 'result.json'} is not an nclab run result (its JSON is "
+                          "nested too deeply)")
