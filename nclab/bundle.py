@@ -27,7 +27,9 @@ schema, every run listed once with its two files, every file a relative path ins
 (no ``..``, no absolute path) with a SHA-256, ``deltas`` and ``seeds`` as the runs say; every path
 is resolved and must lie inside the bundle folder. Downloads go through `pooch
 <https://www.fatiando.org/pooch/>`_ (hash-checked, written atomically) into a hidden folder that is
-swapped into the cache only when complete. :func:`export` writes only into a new or empty folder or
+swapped into the cache only when complete; a fetch stops once it has downloaded :data:`MAX_BYTES`.
+Every array's shape and size are read from its ``.npy`` header and checked before it is
+decompressed. :func:`export` writes only into a new or empty folder or
 over a bundle it wrote, swaps the new bundle in atomically, and removes of the old one only the
 files its manifest lists (:func:`check_target`). No bundle file is unpickled.
 
@@ -39,7 +41,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -101,7 +105,7 @@ class Bundle:
         empty = torch.zeros(0)
         grouped: dict[float, list[Outputs]] = {}
         for result in sorted(self.results, key=lambda r: r.config.delta):
-            logits = _arrays(result.run_dir / LOGITS, (split,))[split].astype(np.float32)
+            logits = _arrays(result.run_dir / LOGITS, (split,), rows={split: len(labels)})[split].astype(np.float32)
             grouped.setdefault(result.config.delta, []).append(
                 Outputs(torch.zeros(len(labels), 0), torch.from_numpy(logits), labels, empty, empty))
         return grouped
@@ -210,8 +214,48 @@ def export(results: list[RunResult], folder: str | os.PathLike, *, name: str, co
 
 # Reading and checking a bundle ------------------------------------------------------------------
 
-def _arrays(path: Path, splits=_SPLITS) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` of a bundle (no pickles), one per split; ValueError naming the file otherwise."""
+_MAX_ARRAY_BYTES = 4 * MAX_BYTES  # one array of a bundle, decompressed; a larger one is refused unread
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _shapes(path: Path, splits=_SPLITS, *, rows: dict[str, int] | None = None) -> dict[str, tuple[int, ...]]:
+    """The shape of each split's array in a bundle's ``.npz``, read from the ``.npy`` headers alone (no data decompressed).
+
+    Labels (``rows`` None) must be one-dimensional, logits two-dimensional with ``rows[split]``
+    rows; no array may hold Python objects or take over ``_MAX_ARRAY_BYTES`` decompressed.
+    ValueError naming the file otherwise.
+    """
+    bad = f"{path} is not a bundle's {path.name} with splits {', '.join(splits)}"
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for split in splits:
+                with archive.open(f"{split}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in _HEADER_READERS:
+                        raise ValueError(f"npy format version {version}")
+                    shape, _, dtype = _HEADER_READERS[version](f)
+                if dtype.hasobject:
+                    raise ValueError(f"the {split} array holds Python objects")
+                shapes[split] = shape
+                size = math.prod(shape) * dtype.itemsize
+                if size > _MAX_ARRAY_BYTES:
+                    raise ValueError(f"the {split} array would take {size / 2**20:.0f} MiB decompressed, over the "
+                                     f"{_MAX_ARRAY_BYTES // 2**20} MiB an array of a bundle may take")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{bad} ({exc})") from None
+    for split, shape in shapes.items():
+        if rows is None and len(shape) != 1:
+            raise ValueError(f"{bad} (the {split} labels have shape {shape}, not one dimension)")
+        if rows is not None and (len(shape) != 2 or shape[0] != rows[split]):
+            raise ValueError(f"{path}: the {split} logits have shape {shape}, not one row for each of the "
+                             f"{rows[split]} {split} labels")
+    return shapes
+
+
+def _arrays(path: Path, splits=_SPLITS, *, rows: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` of a bundle (no pickles), one per split, their shapes checked first (:func:`_shapes`)."""
+    _shapes(path, splits, rows=rows)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {split: data[split] for split in splits}
@@ -234,7 +278,7 @@ def _read(folder: Path, name: str) -> Bundle:
             raise ValueError(f"the bundle in {folder} lacks {file}, which its manifest lists")
         if pooch.file_hash(str(path), alg="sha256") != digest:
             raise ValueError(f"{path} does not match the hash in the bundle's manifest (changed or corrupt)")
-    labels = _arrays(root / LABELS)
+    labels = {split: shape[0] for split, shape in _shapes(root / LABELS).items()}
     results = []
     for entry in manifest["runs"]:
         run = root / "runs" / entry["folder"]
@@ -242,10 +286,7 @@ def _read(folder: Path, name: str) -> Bundle:
         if (result.config.delta, result.config.seed) != (entry["delta"], entry["seed"]):
             raise ValueError(f"{run / RESULT} holds δ={result.config.delta:g}, seed {result.config.seed}; "
                              f"the manifest lists δ={entry['delta']:g}, seed {entry['seed']}")
-        for split, logits in _arrays(run / LOGITS).items():
-            if logits.ndim != 2 or len(logits) != len(labels[split]):
-                raise ValueError(f"{run / LOGITS}: the {split} logits have shape {logits.shape}, not one row "
-                                 f"for each of the {len(labels[split])} {split} labels")
+        _shapes(run / LOGITS, rows=labels)
         results.append(result)
     return Bundle(name, folder, manifest, results)
 
@@ -262,32 +303,78 @@ def _repository_folder(name: str) -> Path | None:
 # Fetching a published bundle --------------------------------------------------------------------
 
 def _file_url(url: str, output_file, _pooch=None, check_only: bool = False):
-    """A pooch downloader for ``file://`` URLs (pooch itself speaks HTTP, FTP, SFTP and DOI)."""
+    """A pooch downloader for ``file://`` URLs (pooch itself speaks HTTP, FTP, SFTP and DOI), copying in blocks."""
     path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
     if check_only:
         return path.is_file()
-    content = path.read_bytes()
-    if isinstance(output_file, (str, os.PathLike)):
-        Path(output_file).write_bytes(content)
-    else:
-        output_file.write(content)
+    with open(path, "rb") as source, _opened(output_file) as out:
+        for block in iter(lambda: source.read(2**20), b""):
+            out.write(block)
     return None
 
 
-def _download(url: str, destination: Path, digest: str | None) -> Path:
-    """Download ``url`` into ``destination`` with pooch (atomic; SHA-256 checked when ``digest`` is given)."""
+@contextlib.contextmanager
+def _opened(output_file):
+    """``output_file`` as a file to write: opened (and closed) when it is a path, as it is when a file."""
+    if isinstance(output_file, (str, os.PathLike)):
+        with open(output_file, "wb") as f:
+            yield f
+    else:
+        yield output_file
+
+
+class _TooLarge(ValueError):
+    """A download that would take a bundle over :data:`MAX_BYTES`."""
+
+
+class _Capped:
+    """What a download writes, passed on to ``file`` until the fetch has written :data:`MAX_BYTES` in all."""
+
+    def __init__(self, file, written: list[int], url: str):
+        self.file, self.written, self.url = file, written, url
+
+    def write(self, chunk: bytes) -> int:
+        self.written[0] += len(chunk)
+        if self.written[0] > MAX_BYTES:
+            raise _TooLarge(f"{self.url} takes the published bundle over {MAX_BYTES // 2**20} MiB, the most a "
+                            "bundle may take; the download is stopped")
+        return self.file.write(chunk)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _capped(url: str, written: list[int]):
+    """A pooch downloader for ``url`` (HTTP or ``file://``) that stops once ``written[0]`` bytes pass :data:`MAX_BYTES`."""
+    inner = _file_url if url.startswith("file:") else pooch.HTTPDownloader(progressbar=False)
+
+    def download(url, output_file, pooch_=None, check_only=False):
+        if check_only:
+            return inner(url, output_file, pooch_, check_only=True)
+        with _opened(output_file) as out:
+            return inner(url, _Capped(out, written, url), pooch_)
+    return download
+
+
+def _download(url: str, destination: Path, digest: str | None, written: list[int]) -> Path:
+    """Download ``url`` into ``destination`` with pooch (atomic; SHA-256 checked when ``digest`` is given).
+
+    ``written`` counts the bytes of the whole fetch: a download that takes it over
+    :data:`MAX_BYTES` is stopped (a ValueError), its partial file removed.
+    """
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel("WARNING")  # pooch announces every download and hash at INFO
     try:
         return Path(pooch.retrieve(url, known_hash=f"sha256:{digest}" if digest else None, fname=destination.name,
-                                   path=destination.parent, progressbar=False,
-                                   downloader=_file_url if url.startswith("file:") else None))
+                                   path=destination.parent, progressbar=False, downloader=_capped(url, written)))
     except OSError as exc:   # requests' errors are OSErrors too
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise FileNotFoundError(
             f"could not fetch the published results {url} ({reason}). Set NCLAB_RESULTS to a local copy of "
             "the repository's results/ folder, or NCLAB_RESULTS_URL to where it is served") from None
+    except _TooLarge:
+        raise
     except ValueError as exc:
         if "hash" in str(exc):
             raise ValueError(f"{url} does not match the hash in its manifest (a damaged or altered copy)") from None
@@ -313,15 +400,17 @@ def results_url() -> str:
 def _fetch(name: str, target: Path) -> None:
     """Download a published bundle into ``target``: the manifest first, validated, then every file it lists, hashed."""
     base = results_url().rstrip("/") + f"/{name}/"
+    written = [0]   # bytes downloaded so far: at most MAX_BYTES in all
     with building(target) as temp:
-        manifest = parse_manifest(_download(base + MANIFEST, temp / MANIFEST, None).read_bytes(), base + MANIFEST)
+        manifest = parse_manifest(_download(base + MANIFEST, temp / MANIFEST, None, written).read_bytes(),
+                                  base + MANIFEST)
         if manifest["name"] != name:
             raise ValueError(f"{base + MANIFEST} is the manifest of bundle {manifest['name']!r}, not {name!r}")
         root = temp.resolve()
         for file, digest in manifest["files"].items():
             destination = _inside(root, file)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            _download(base + file, destination, digest)
+            _download(base + file, destination, digest, written)
 
 
 def locate(name: str, *, fetch: bool = True) -> Path:
@@ -363,6 +452,14 @@ def load(name: str = "fashion", *, fetch: bool = True) -> Bundle:
     FileNotFoundError
         No copy here and it cannot be fetched (the message says what to set).
     ValueError
-        The copy is incomplete, corrupt, or of another schema.
+        The copy is incomplete, corrupt, or of another schema (for a copy downloaded earlier, the
+        message names the folder to delete).
     """
-    return _read(locate(name, fetch=fetch), name)
+    folder = locate(name, fetch=fetch)
+    try:
+        return _read(folder, name)
+    except ValueError as exc:
+        if folder != cache_dir() / "published" / name:
+            raise
+        raise ValueError(f"{exc}; this is the copy downloaded earlier: delete the folder {folder} to download "
+                         "it again") from None

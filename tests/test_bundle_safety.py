@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -423,6 +424,67 @@ def test_an_honest_mirror_over_http_gives_the_same_bundle(made, tmp_path, monkey
     fetched = bundle.load("tiny")
     assert fetched.folder == tmp_path / "cache" / "published" / "tiny"
     assert _tree(fetched.folder) == _tree(folder)
+
+
+def _serve(monkeypatch, tmp_path, url):
+    monkeypatch.setenv("NCLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NCLAB_RESULTS_URL", url)
+    monkeypatch.delenv("NCLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("scheme", ["file", "http"])
+def test_a_download_over_the_size_limit_is_stopped(made, tmp_path, monkeypatch, http_root, scheme):
+    _, folder = made
+    served, url = http_root
+    huge = bytes(bundle.MAX_BYTES + 2**20)           # one file alone over the limit, listed with its true hash
+    _mirror(folder, served, lambda m: m["files"].update({bundle.LABELS: hashlib.sha256(huge).hexdigest()}),
+            {bundle.LABELS: huge})
+    _serve(monkeypatch, tmp_path, served.as_uri() if scheme == "file" else url)
+    with pytest.raises(ValueError, match=r"labels.npz takes the published bundle over 25 MiB, the most a bundle may"):
+        bundle.load("tiny")
+    assert not (tmp_path / "cache" / "published" / "tiny").exists()
+    assert sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file()) < bundle.MAX_BYTES
+
+
+def test_an_invalid_cached_copy_says_which_folder_to_delete(made, tmp_path, monkeypatch, http_root):
+    _, folder = made
+    served, url = http_root
+    _mirror(folder, served)
+    _serve(monkeypatch, tmp_path, url)
+    cached = bundle.load("tiny").folder
+    (cached / bundle.LABELS).write_bytes(b"damaged")
+    with pytest.raises(ValueError, match=rf"labels.npz does not match the hash .*; this is the copy downloaded "
+                                         rf"earlier: delete the folder {cached} to download it again"):
+        bundle.load("tiny")
+
+
+def _npz_declaring(shape: tuple[int, ...]) -> bytes:
+    """An .npz whose val and test arrays declare ``shape`` (float16) in their headers and hold no data."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for split in ("val", "test"):
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f2", "fortran_order": False, "shape": shape})
+            archive.writestr(f"{split}.npy", header.getvalue())
+    return buffer.getvalue()
+
+
+def test_an_array_declared_too_large_is_refused_before_it_is_decompressed(made, tmp_path, monkeypatch):
+    _, folder = made
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(folder, copy_)
+    manifest = json.loads((copy_ / bundle.MANIFEST).read_text())
+    key = f"runs/{manifest['runs'][0]['folder']}/{bundle.LOGITS}"
+    (copy_ / key).write_bytes(_npz_declaring((20_000_000, 10)))   # 381 MiB of float16 once decompressed
+    manifest["files"][key] = hashlib.sha256((copy_ / key).read_bytes()).hexdigest()
+    (copy_ / bundle.MANIFEST).write_text(json.dumps(manifest))
+    loaded, real_load = [], np.load
+    monkeypatch.setattr(bundle.np, "load", lambda *a, **k: loaded.append(a) or real_load(*a, **k))
+    with pytest.raises(ValueError, match=r"logits.npz with splits val, test \(the val array would take 381 MiB "
+                                         r"decompressed, over the 100 MiB"):
+        bundle._read(copy_, "tiny")
+    assert not loaded
 
 
 def test_no_bundle_file_is_ever_unpickled(made):
