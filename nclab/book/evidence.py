@@ -378,6 +378,14 @@ def chapter4(results: list[RunResult]) -> Evidence:
     trend = {key: steps(list(step[key].values())) for key in ends.columns}
     for key, text in trend.items():
         ev.texts[f"ch4_trend_{key}"] = text
+    # The sentences on the test error quote whichever verdicts these runs give: another machine's
+    # floating-point path makes new draws, and a lone direction among them is possible.
+    te = [end_versus[label]["test_error"] for label in ls] + list(step["test_error"].values())
+    directed = sum(p.verdict in ("lower", "higher") for p in te)
+    ev.texts["ch4_te_found"] = ("the exact tests find no difference in test error" if not directed else
+                                f"the exact tests give a direction in {directed} of these {len(te)} comparisons")
+    ev.texts["ch4_te_versus_ce"] = ("none does either" if not any(p.verdict in ("lower", "higher") for p in te[:len(ls)])
+                                    else f"the test error against CE is {ev.texts['ch4_end_test_error']}")
     ev.texts["ch4_nc1_strongest"] = describe(strongest["nc1"])
     ev.texts["ch4_nc2_strongest"] = describe(strongest["nc2_wh"])
     ev.texts["ch4_largest"] = f"{max(r.config.delta for r in results):g}"
