@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -174,6 +173,26 @@ def _remove_bundle(folder: Path) -> None:
     for file in ((MANIFEST,) if manifest is not None else ()) + (_PARTIAL,):
         with contextlib.suppress(OSError):
             (folder / file).unlink()
+    _remove_empty(folder)
+
+
+# What building a bundle writes into its hidden folder: the bundle's files, the partial marker, and
+# pooch's temporary downloads (tempfile's "tmp" names), nothing else.
+_BUILD_FILE = re.compile(r"(runs/[A-Za-z0-9][A-Za-z0-9._-]{0,99}/)?(result\.json|logits\.npz|tmp\w+)"
+                         r"|manifest\.json|labels\.npz|tmp\w+|" + re.escape(_PARTIAL))
+
+
+def _remove_build(folder: Path) -> None:
+    """Remove an unfinished build of this module: the files a build writes (:data:`_BUILD_FILE`), then the folders left empty."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink() and _BUILD_FILE.fullmatch(path.relative_to(folder).as_posix()):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    _remove_empty(folder)
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder``'s empty subfolders and itself when empty; a RuntimeWarning names what is kept."""
     for sub in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             sub.rmdir()  # only empty folders go
@@ -182,8 +201,8 @@ def _remove_bundle(folder: Path) -> None:
     if folder.exists():
         kept = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
         warnings.warn(f"{folder} is kept: it holds files nclab did not write ({', '.join(kept[:3])}"
-                      f"{', ...' if len(kept) > 3 else ''}), put into the bundle folder while it was replaced; "
-                      "move them where they belong and delete the folder", RuntimeWarning, stacklevel=2)
+                      f"{', ...' if len(kept) > 3 else ''}), put there while nclab wrote a bundle beside it; move "
+                      "them where they belong and delete the folder", RuntimeWarning, stacklevel=3)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -208,8 +227,8 @@ def building(folder: Path):
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in folder.parent.glob(f".{folder.name}.new-*"):
-            if (leftover / _PARTIAL).exists():
-                shutil.rmtree(leftover, ignore_errors=True)
+            if (leftover / _PARTIAL).exists() and not leftover.is_symlink():
+                _remove_build(leftover)
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     except OSError as exc:
         raise OSError(exc.errno, f"cannot create the bundle folder ({exc.strerror or exc})", str(folder)) from None
@@ -236,7 +255,7 @@ def building(folder: Path):
             swapped = True
     except BaseException:
         if not swapped:
-            shutil.rmtree(temp, ignore_errors=True)   # the unfinished new bundle: every file in it is ours
+            _remove_build(temp)   # the unfinished new bundle
         raise
 
 

@@ -227,7 +227,7 @@ def test_a_complete_new_bundle_left_by_a_kill_between_the_two_renames_is_cleaned
         if Path(dst).name.startswith(".tiny.old-"):
             raise KeyboardInterrupt
     monkeypatch.setattr(folders.os, "replace", killed_after_first)
-    monkeypatch.setattr(folders.shutil, "rmtree", lambda *a, **k: None)   # a killed process cleans nothing up
+    monkeypatch.setattr(folders, "_remove_build", lambda folder: None)   # a killed process cleans nothing up
     with pytest.raises(KeyboardInterrupt):
         _export(results[:1], target)
     monkeypatch.undo()
@@ -236,6 +236,20 @@ def test_a_complete_new_bundle_left_by_a_kill_between_the_two_renames_is_cleaned
     assert _tree(target) == old and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
     _export(results[:1], target)
     assert len(bundle._read(target, "tiny").results) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_a_killed_build_is_removed_but_a_file_put_into_it_is_kept(made, tmp_path):
+    results, folder = made
+    leftover = tmp_path / ".tiny.new-killed"
+    shutil.copytree(folder, leftover)
+    (leftover / ".nclab-partial").touch()
+    (leftover / "tmpab_12cd").write_bytes(b"half a download")
+    (leftover / "mine.txt").write_text("not nclab's")
+    with pytest.warns(RuntimeWarning, match=r"\.tiny\.new-killed is kept: it holds files nclab did not write "
+                                            r"\(mine.txt\)"):
+        _export(results, tmp_path / "tiny")
+    assert _tree(leftover) == {"mine.txt": b"not nclab's"}
+    assert len(bundle._read(tmp_path / "tiny", "tiny").results) == 2
 
 
 def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
