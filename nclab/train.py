@@ -107,7 +107,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
     Raises
     ------
     ValueError
-        ``run_dir`` holds a result or checkpoint of another config, or one that cannot be read.
+        ``run_dir`` holds a result or checkpoint of another config, or one that cannot be read, or
+        files nclab did not write (checked before anything is created in it).
     RunLocked
         ``wait=False`` and another process is training in ``run_dir``.
     OSError
