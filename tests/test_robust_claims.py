@@ -14,7 +14,8 @@ the whole suite runs under that entry's environment) reads the repository's resu
 different path trains into a fresh cache. The ``quick_sweep`` mark starts every path's training
 in the background at the session's start, at the lowest CPU priority, and runs these tests last.
 Each test prints how many runs its path trained, and asserts that checking the claims trained
-nothing more.
+nothing more. It then executes chapters 3 and 4, whose sentences quote the verdicts that change
+most between paths, on that path's sweep: their hidden checks must hold there too.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+# The chapters executed on every path (about 12 s each once the sweep is trained).
+CHAPTERS = ("03_training_dynamics.md", "04_nc1_vs_nc2.md")
 
 SCRIPT = """
 import json
@@ -63,3 +69,12 @@ def test_book_claims_hold_on_another_floating_point_path(path, quick_sweeps, tmp
     assert len(report) == 4 and all(r["claims"] >= 4 for r in report.values())
     failed = {chapter: r["failed"] for chapter, r in report.items() if r["failed"]}
     assert not failed, f"under {PATHS[path]} ({fp_path}) these claims of the book fail: {failed}"
+    # The chapters' hidden checks on the same runs: the kernel-free figures (see
+    # tests/test_colab_like.py for why a headless client needs them), the quick profile.
+    run_env = {k: v for k, v in env.items() if k != "NCLAB_PROFILE"} | {"NCLAB_STATIC": "1", "NCLAB_PROGRESS": "0"}
+    for chapter in CHAPTERS:
+        done = subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "--execute", str(BOOK / chapter),
+                               "-o", str(tmp_path / chapter.replace(".md", ".ipynb"))],
+                              env=run_env, capture_output=True, text=True, timeout=900, cwd=BOOK)
+        assert done.returncode == 0, f"{chapter} under {PATHS[path]}:\n{done.stderr[-3000:]}"
+    assert quick_sweeps.finished_runs(cache) == before, "executing the chapters trained runs"
