@@ -215,7 +215,7 @@ def texts(s: Study) -> dict[str, str]:
 
 
 def reproduction(study: list[RunResult], pilot: list[RunResult]) -> dict[str, tuple[float, str]]:
-    """The plan's check of the seeds the study shares with the pilot: the largest |difference| of each field.
+    """The plan's check of the seeds the study shares with the pilot: the largest absolute difference of each field.
 
     For every run of the study with a pilot run of the same δ and seed: the final test error and
     raw test ECE (epoch 50, full test split in both), and the training error at every epoch both
