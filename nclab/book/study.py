@@ -223,7 +223,7 @@ def reproduction(study: list[RunResult], pilot: list[RunResult]) -> dict[str, tu
 
     Returns
     -------
-    dict field -> (largest |study − pilot|, which run and epoch)
+    dict field -> (largest absolute difference study − pilot, which run and epoch)
     """
     by = {(r.config.delta, r.config.seed): r for r in pilot}
     common = [(r, by[r.config.delta, r.config.seed]) for r in study if (r.config.delta, r.config.seed) in by]
