@@ -128,10 +128,10 @@ def check_target(folder: str | os.PathLike) -> Path:
 
     The folder may be missing, empty, or hold a bundle and nothing else, every file as its manifest
     lists it (SHA-256 included; it is then replaced by an atomic swap). Anything else is a
-    ValueError naming the folder and up to three foreign files; nothing is touched.
+    ValueError naming the folder and up to three foreign files. Nothing is touched, leftovers of
+    killed builds beside it included: :func:`building` cleans those, once every argument is valid.
     """
     folder = Path(folder).expanduser().absolute()
-    _recover(folder)
     if folder.is_symlink():
         raise ValueError(f"--out {folder} is a symbolic link; give the real folder")
     here = Path.cwd().resolve()
@@ -162,9 +162,27 @@ def _refuse_foreign(folder: Path, manifest: dict) -> None:
                          "them); move them away: nclab never replaces a folder holding files it did not write")
 
 
+def _linked_files(folder: Path, manifest: dict | None) -> list[str]:
+    """The files that :func:`_remove_bundle` would remove from ``folder`` whose path crosses a symbolic link.
+
+    Each listed path is resolved (every link on it followed) and must be the same path inside
+    ``folder``: a linked subfolder (``runs`` a link to a user's folder) or a linked file would
+    otherwise let the removal reach files outside the bundle.
+    """
+    root = os.path.realpath(folder)
+    keys = [*(manifest["files"] if manifest is not None else ()), MANIFEST, _PARTIAL]
+    return [key for key in keys if os.path.realpath(folder / key) != os.path.join(root, *key.split("/"))]
+
+
 def _remove_bundle(folder: Path) -> None:
     """Remove a bundle folder that this module wrote: the files its manifest lists, unchanged, then the folders left empty."""
     manifest = _manifest_of(folder)
+    linked = _linked_files(folder, manifest)
+    if linked:
+        warnings.warn(f"{folder} is kept: {linked[0]}, a file it lists, lies behind a symbolic link (it may be "
+                      "another folder's file); nclab removes nothing through a link: check it and delete it yourself",
+                      RuntimeWarning, stacklevel=3)
+        return
     listed = manifest["files"] if manifest is not None else {}
     for file, digest in listed.items():
         if _unchanged(folder / file, digest):
@@ -223,6 +241,8 @@ def building(folder: Path):
     removed as :func:`_remove_bundle` does; should it still hold a file nclab did not write, it is
     kept and a RuntimeWarning names it.
     """
+    folder = Path(folder).expanduser().absolute()
+    _recover(folder)   # leftovers of killed builds: cleaned only now that every argument has been validated
     folder = check_target(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)

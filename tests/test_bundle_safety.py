@@ -232,7 +232,7 @@ def test_a_complete_new_bundle_left_by_a_kill_between_the_two_renames_is_cleaned
         _export(results[:1], target)
     monkeypatch.undo()
     assert len(list(tmp_path.glob(".tiny.new-*"))) == 1           # the new bundle, complete, never swapped in
-    folders.check_target(target)
+    folders._recover(target)
     assert _tree(target) == old and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
     _export(results[:1], target)
     assert len(bundle._read(target, "tiny").results) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
@@ -250,6 +250,42 @@ def test_a_killed_build_is_removed_but_a_file_put_into_it_is_kept(made, tmp_path
         _export(results, tmp_path / "tiny")
     assert _tree(leftover) == {"mine.txt": b"not nclab's"}
     assert len(bundle._read(tmp_path / "tiny", "tiny").results) == 2
+
+
+@pytest.mark.parametrize("kind", ["old", "new"])
+def test_a_leftover_whose_subfolder_links_to_user_files_is_kept_and_they_are_not_removed(made, tmp_path, kind):
+    results, folder = made
+    target = tmp_path / "out"
+    shutil.copytree(folder, target)
+    # A leftover beside the target whose runs/ is a link to a user's folder holding files with the
+    # very bytes (so the very SHA-256) its manifest lists.
+    leftover = tmp_path / f".out.{kind}-abc"
+    shutil.copytree(folder, leftover)
+    user = tmp_path / "user"
+    user.mkdir()
+    shutil.move(leftover / "runs", user / "runs")
+    (leftover / "runs").symlink_to(user / "runs", target_is_directory=True)
+    mine = _tree(user)
+    assert len(mine) == 4
+    with pytest.warns(RuntimeWarning, match=rf"\.out\.{kind}-abc is kept: runs/\S+, a file it lists, lies behind a "
+                                            r"symbolic link"):
+        _export(results[:1], target)
+    assert _tree(user) == mine
+    assert (leftover / "runs").is_symlink() and (leftover / bundle.MANIFEST).is_file()
+    assert len(bundle._read(target, "tiny").results) == 1
+
+
+def test_a_refused_command_cleans_no_leftover_beside_its_target(made, tmp_path, capsys):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    leftover = tmp_path / ".tiny.old-abc"   # the old bundle of a swap cut short
+    shutil.copytree(folder, leftover)
+    before = _tree(leftover)
+    assert cli.main(["bundle", "--profile", "quick", "--deltas", "7", "--seeds", "0", "--name", "tiny",
+                     "--out", str(target), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("error: delta must be in [0, 1)")
+    assert _tree(leftover) == before
 
 
 def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
