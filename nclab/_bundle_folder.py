@@ -71,8 +71,23 @@ def _exchange(a: Path, b: Path) -> None:
         raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
+def _leftovers(folder: Path, kind: str) -> list[Path]:
+    """The hidden folders :func:`building` names for ``folder`` (``.NAME.old-XXXX`` or ``.NAME.new-XXXX``), this exact name only.
+
+    The parent is listed and each name compared literally, never as a glob pattern: ``--out
+    'res[1]'`` must not match ``.res1.old-...``, another folder's leftover. The random part is
+    tempfile's (letters, digits, '_'), so ``.a.old-b.old-x`` (a leftover of ``a.old-b``) is not ``a``'s.
+    """
+    pattern = re.compile(re.escape(f".{folder.name}.{kind}-") + r"[A-Za-z0-9_]+")
+    try:
+        names = os.listdir(folder.parent)
+    except OSError:
+        return []
+    return sorted(folder.parent / name for name in names if pattern.fullmatch(name))
+
+
 def _asides(folder: Path) -> list[Path]:
-    return sorted(folder.parent.glob(f".{folder.name}.old-*"))
+    return _leftovers(folder, "old")
 
 
 def _recover(folder: Path) -> None:
@@ -89,7 +104,7 @@ def _recover(folder: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.rename(aside, folder)
                     break
-    for leftover in [*folder.parent.glob(f".{folder.name}.new-*"), *_asides(folder)]:
+    for leftover in [*_leftovers(folder, "new"), *_asides(folder)]:
         if leftover.is_dir() and not leftover.is_symlink() and not (leftover / _PARTIAL).exists():
             _remove_bundle(leftover)
 
@@ -246,7 +261,7 @@ def building(folder: Path):
     folder = check_target(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in folder.parent.glob(f".{folder.name}.new-*"):
+        for leftover in _leftovers(folder, "new"):
             if (leftover / _PARTIAL).exists() and not leftover.is_symlink():
                 _remove_build(leftover)
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))

@@ -288,6 +288,21 @@ def test_a_refused_command_cleans_no_leftover_beside_its_target(made, tmp_path, 
     assert _tree(leftover) == before
 
 
+@pytest.mark.parametrize(("name", "other"), [("res[1]", "res1"), ("res*", "results"), ("re?", "res")])
+def test_a_name_with_glob_characters_takes_over_no_other_folders_leftover(made, tmp_path, name, other):
+    results, folder = made
+    # Leftovers of another folder, whose names the glob .NAME.old-* (or .new-*) would match.
+    theirs = [tmp_path / f".{other}.old-abc", tmp_path / f".{other}.new-abc"]
+    for leftover in theirs:
+        shutil.copytree(folder, leftover)
+    before = [_tree(leftover) for leftover in theirs]
+    _export(results[:1], tmp_path / name)      # the target is missing: an old bundle aside would be put back
+    _export(results[:1], tmp_path / name)      # the target is a bundle: leftovers beside it would be removed
+    assert [_tree(leftover) for leftover in theirs] == before
+    assert len(bundle._read(tmp_path / name, "tiny").results) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, *(p.name for p in theirs)])
+
+
 def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
     results, folder = made
     target = tmp_path / "tiny"
