@@ -7,6 +7,7 @@ refuses in one line naming it, before any work, and leaves the file as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -99,6 +100,18 @@ def test_a_figure_interrupted_between_its_two_writes_is_still_nclabs(run_dir, tm
     monkeypatch.undo()
     assert [str(p) for p in draw_report(results, out, echo=lambda line: None)] == [str(out / f) for f in
                                                                                    reversed(FIGURES)]
+
+
+def test_groups_whose_settings_print_alike_are_drawn_into_distinct_folders(run_dir, tmp_path):
+    run = runs.load_results(run_dir)[0]
+    # lr 0.1 and 0.1000001 both print as 0.1 (6 significant digits): one folder would take both.
+    results = [dataclasses.replace(run, config=dataclasses.replace(run.config, lr=lr)) for lr in (0.1, 0.1000001)]
+    out = tmp_path / "figs"
+    written = draw_report(results, out, echo=lambda line: None)
+    assert len(written) == 4 and len(set(written)) == 4
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 2 and all(name.startswith("lr0.1-") for name in folders), folders
+    assert all(sorted(p.name for p in (out / name).iterdir()) == sorted(FIGURES) for name in folders)
 
 
 def test_a_linked_subfolder_of_the_figures_is_refused(tmp_path):

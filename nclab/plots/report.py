@@ -8,6 +8,7 @@ one δ share its colour.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -182,6 +183,24 @@ def _folder_name(group: list, varying: list[str]) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", f"{k}{_text(c[k])}").strip("_") for k in varying)
 
 
+def _folder_names(groups: list[list], varying: list[str]) -> list[str]:
+    """One subfolder name per group (:func:`_folder_name`), distinct for distinct groups.
+
+    A name rounds floats to 6 digits and folds punctuation, so two groups may share one (lr 0.1
+    and 0.1000001 are both ``lr0.1``); each such name gets ``-`` and the first 8 hexadecimal digits
+    of the SHA-256 of its group's settings. Names that differ only in case count as one (a file
+    system may not tell them apart).
+    """
+    names = [_folder_name(group, varying) for group in groups]
+    shared = {name.lower() for name in names if [n.lower() for n in names].count(name.lower()) > 1}
+    return [f"{name}-{_settings_digest(group)}" if name.lower() in shared else name for name, group in zip(names, groups)]
+
+
+def _settings_digest(group: list) -> str:
+    rest = {k: v for k, v in group[0].config.to_dict().items() if k not in ("delta", "seed")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def draw_report(results: list, out: str | os.PathLike, echo=print) -> list[Path]:
     """Draw the figures of each group of runs (see :func:`_groups`) into ``out``, or one subfolder per group.
 
@@ -204,7 +223,8 @@ def draw_report(results: list, out: str | os.PathLike, echo=print) -> list[Path]
     varying = [k for k in configs[0] if k not in ("delta", "seed")
                and len({json.dumps(c[k]) for c in configs}) > 1]
     shown = _TITLE_FIELDS + tuple(k for k in varying if k not in _TITLE_FIELDS)
-    plan = [(_folder_name(group, varying) if len(groups) > 1 else "", group, _figures(group)) for group in groups]
+    names = _folder_names(groups, varying) if len(groups) > 1 else [""]
+    plan = [(name, group, _figures(group)) for name, group in zip(names, groups)]
     check_folder(out)
     check_files(out, [str(Path(sub, f"{name}.png")) for sub, _, figures in plan for name in figures])
     if len(groups) > 1:
