@@ -9,8 +9,6 @@ hidden folder to write a new bundle into and swaps it into place atomically, aft
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import hashlib
 import json
 import math
@@ -20,7 +18,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ._files import _umask
+from ._files import _exchange, _umask   # _exchange: Linux renameat2(RENAME_EXCHANGE), see the notes below
 from .train import RESULT
 
 __all__ = ["SCHEMA", "MANIFEST", "LOGITS", "LABELS", "check_name", "check_target", "parse_manifest"]
@@ -46,8 +44,6 @@ _SPLITS = ("val", "test")
 _PARTIAL = ".nclab-partial"  # marks a folder being built; only such leftovers are ever removed whole
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 
 def check_name(name) -> str:
@@ -58,17 +54,6 @@ def check_name(name) -> str:
         raise ValueError(f"name must be letters, digits, '.', '_' or '-', starting with a letter or digit "
                          f"(e.g. 'fashion'), got {name!r}")
     return name
-
-
-def _exchange(a: Path, b: Path) -> None:
-    """Swap two folders in one atomic step (Linux renameat2 with RENAME_EXCHANGE); OSError where unsupported."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        raise OSError(errno.ENOSYS, "renameat2 is not available")
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 def _leftovers(folder: Path, kind: str) -> list[Path]:

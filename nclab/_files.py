@@ -10,6 +10,7 @@ anything is created in it (:func:`check_run_folder`).
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import errno
 import json
@@ -165,27 +166,36 @@ def _umask_from_proc() -> int | None:
     return None
 
 
-def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
+def _write_atomically(path: Path, payload: bytes | memoryview, place=None) -> None:
     """Replace ``path`` by ``payload`` so that a reader sees the old file or the new one, never a part.
 
     The bytes go to a temporary file of this process in the same folder (``mkstemp``: two
     processes never share one), are fsynced, and the file is renamed over ``path``; the folder is
     fsynced so the rename survives a crash. When anything fails (a full disk, Ctrl-C) the temporary
     file is removed and ``path`` keeps its last complete content; an OSError names ``path``.
+    ``place(temp, path)``, when given, puts the written temporary file at ``path`` instead of the
+    rename (e.g. never over a file that appeared meanwhile); should it leave another file at the
+    temporary name (a swap it could not undo), that file is not removed.
     """
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _located(exc, path) from None
+    ours = os.fstat(fd)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if place is None:
+            os.replace(tmp, path)
+        else:
+            place(Path(tmp), path)
     except BaseException as exc:
-        _remove(Path(tmp))
+        with suppress(OSError):
+            if os.path.samestat(os.lstat(tmp), ours):   # only the file this call wrote
+                _remove(Path(tmp))
         if isinstance(exc, OSError):
             raise _located(exc, path) from None
         raise
@@ -199,6 +209,43 @@ def _write_atomically(path: Path, payload: bytes | memoryview) -> None:
         pass  # some file systems do not fsync folders; the rename itself has been made
     finally:
         os.close(folder)
+
+
+_RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+
+
+def _renameat2(a: Path, b: Path, flags: int) -> None:
+    """Linux renameat2 (a small ctypes call: no maintained package offers it); OSError where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths (files or folders) in one atomic step (renameat2 RENAME_EXCHANGE); OSError where unsupported."""
+    _renameat2(a, b, _RENAME_EXCHANGE)
+
+
+def _link_new(src: Path, dst: Path) -> None:
+    """Give the file ``src`` the new name ``dst``, never replacing what is there: FileExistsError if anything is.
+
+    A hard link (os.link never replaces) and then ``src`` is unlinked; where the file system has no
+    hard links, renameat2 with RENAME_NOREPLACE.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+        _renameat2(src, dst, _RENAME_NOREPLACE)
+        return
+    os.unlink(src)
 
 
 def _located(exc: OSError, path: Path) -> OSError:

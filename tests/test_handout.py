@@ -344,6 +344,71 @@ def test_a_symbolic_link_as_target_is_refused(source, tmp_path, capsys):
     assert not (tmp_path / "missing.ipynb").exists()
 
 
+def a_file_moved_in_before_the_rename(monkeypatch, target, content: bytes) -> None:
+    """Make the write of the copy find ``content`` moved to ``target`` after the last check, just before the rename."""
+    real = handout._write_atomically
+
+    def moved_in_meanwhile(path, *args, **kwargs):
+        mine = target.with_name("mine.tmp")
+        mine.write_bytes(content)
+        os.replace(mine, target)   # the user's own file, moved into place
+        real(path, *args, **kwargs)
+    monkeypatch.setattr(handout, "_write_atomically", moved_in_meanwhile)
+
+
+def test_a_file_moved_to_a_new_target_during_the_write_is_kept(source, tmp_path, monkeypatch):
+    target = tmp_path / "student.ipynb"
+    a_file_moved_in_before_the_rename(monkeypatch, target, b"the student's answers")
+    with pytest.raises(ValueError, match=f"target {target} exists and does not read as a notebook"):
+        student_copy(source, target)
+    assert target.read_bytes() == b"the student's answers"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
+
+
+def test_a_file_appearing_at_the_last_instant_is_kept(source, tmp_path, monkeypatch):
+    target = tmp_path / "student.ipynb"
+    real = handout._link_new
+
+    def appears_at_the_link(src, dst):
+        dst.write_bytes(b"the student's answers")
+        real(src, dst)
+    monkeypatch.setattr(handout, "_link_new", appears_at_the_link)
+    with pytest.raises(ValueError, match=f"target {target} appeared while the copy was written; it is kept"):
+        student_copy(source, target)
+    assert target.read_bytes() == b"the student's answers"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
+
+
+def test_a_file_moved_over_an_unchanged_copy_during_the_write_is_kept(source, tmp_path, monkeypatch):
+    target = tmp_path / "student.ipynb"
+    student_copy(source, target)
+    answered = nbformat.read(target, as_version=4)
+    students_work(answered)
+    a_file_moved_in_before_the_rename(monkeypatch, target, nbformat.writes(answered).encode())
+    with pytest.raises(ValueError, match=f"target {target} has been changed since nclab wrote it"):
+        student_copy(source, target)
+    assert nbformat.read(target, as_version=4).cells[3].source == answered.cells[3].source
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
+
+
+def test_an_unchanged_copy_is_replaced_where_folders_cannot_be_swapped(source, tmp_path, monkeypatch):
+    target = tmp_path / "student.ipynb"
+    student_copy(source, target)
+    monkeypatch.setattr(handout, "_exchange", os_error(errno.EINVAL))
+    edited = chapter()
+    edited.cells[0].source = "# 1. A chapter, revised"
+    nbformat.write(edited, source)
+    assert student_copy(source, target) == 3
+    assert nbformat.read(target, as_version=4).cells[0].source == "# 1. A chapter, revised"
+    answered = nbformat.read(target, as_version=4)
+    students_work(answered)
+    a_file_moved_in_before_the_rename(monkeypatch, target, nbformat.writes(answered).encode())
+    with pytest.raises(ValueError, match="has been changed since nclab wrote it"):
+        student_copy(source, target)
+    assert nbformat.read(target, as_version=4).cells[3].source == answered.cells[3].source
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_chapter.ipynb", "student.ipynb"]
+
+
 def os_error(number: int):
     def fail(*args, **kwargs):
         raise OSError(number, os.strerror(number))
@@ -351,7 +416,7 @@ def os_error(number: int):
 
 
 @pytest.mark.parametrize("number, where", [(errno.EROFS, "mkstemp"), (errno.ENOSPC, "fsync"),
-                                           (errno.EACCES, "replace")])
+                                           (errno.EACCES, "link")])
 def test_a_failed_write_is_one_line_naming_the_target(source, tmp_path, capsys, monkeypatch, number, where):
     before = source.read_bytes()
     target = tmp_path / "student.ipynb"

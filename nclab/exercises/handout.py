@@ -17,8 +17,11 @@ outputs, attachments), and a target whose cells no longer give that hash (a stud
 outputs of a run) or that has no such mark (a chapter, with or without exercises, any other
 notebook) is refused, as are a symbolic link, a folder and a file that does not read as a
 notebook. To write a fresh copy over such a file, move it away first. The copy is written to a
-temporary file beside the target and renamed over it, with the usual permissions (``0o666`` less
-the umask), so a failed write leaves the old file as it was. A refused argument is one line ``error: ...`` and exit status 2; a
+temporary file beside the target, with the usual permissions (``0o666`` less the umask), and put
+in its place without ever replacing a file that was not checked: a new target gets its name by a
+hard link (a file moved there meanwhile is kept and refused), an unchanged copy is swapped with it
+atomically and checked again once swapped out (swapped back and refused unless it is that copy).
+A failed write leaves the old file as it was. A refused argument is one line ``error: ...`` and exit status 2; a
 failed write (a read-only or full disk, a name too long) is one line naming the path and exit
 status 1.
 
@@ -42,7 +45,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from nclab._files import _located, _write_atomically
+from nclab._files import _exchange, _link_new, _located, _write_atomically
 
 __all__ = ["SOLUTION_TAG", "CHECK_TAG", "student_copy", "remove_solution_admonitions"]
 
@@ -300,10 +303,15 @@ def _check_target(target: Path) -> None:
         raise ValueError(f"target {target} is a folder; give the path of the .ipynb file to write")
     if not os.path.lexists(target):
         return
-    if not os.path.isfile(target):
+    _check_existing(target, target)
+
+
+def _check_existing(path: Path, target: Path) -> None:
+    """Refuse the file at ``path`` (``target``, or what was swapped out of it) unless it is an unchanged copy nclab wrote."""
+    if os.path.islink(path) or not os.path.isfile(path):
         raise ValueError(f"target {target} exists and is not a regular file; refusing to replace it")
     try:
-        existing = nbformat.read(target, as_version=4)
+        existing = nbformat.read(path, as_version=4)
     except Exception as error:  # not JSON, not a notebook, not readable
         raise ValueError(f"target {target} exists and does not read as a notebook "
                          f"({_first_line(error)}); refusing to overwrite it") from error
@@ -336,7 +344,50 @@ def _write(notebook: nbformat.NotebookNode, target: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent)) from None
     except OSError as error:
         raise _located(error, target.parent) from None
-    _write_atomically(target, text.encode("utf-8"))
+    _write_atomically(target, text.encode("utf-8"), place=_place_copy)
+
+
+def _place_copy(temp: Path, target: Path) -> None:
+    """Put the written copy ``temp`` at ``target``, never destroying a file that was not checked.
+
+    :func:`_check_target` checked ``target`` an instant before, but a file may be moved there
+    since. A new target gets its name without replacing anything (a hard link: a file that
+    appeared meanwhile is refused, kept). An existing one, the unchanged copy checked, is swapped
+    with ``temp`` in one atomic step (renameat2 RENAME_EXCHANGE) and what was swapped out is checked
+    again: unless it is an unchanged copy nclab wrote, it is swapped back and refused. Where the
+    file system cannot swap, the target is first renamed aside, checked there, and put back if it
+    fails the check.
+    """
+    if not os.path.lexists(target):
+        try:
+            _link_new(temp, target)
+        except FileExistsError:
+            raise ValueError(f"target {target} appeared while the copy was written; it is kept: move it away "
+                             "or give a new path") from None
+        return
+    try:
+        _exchange(temp, target)
+    except FileNotFoundError:
+        if os.path.lexists(target) or not os.path.lexists(temp):
+            raise
+        return _place_copy(temp, target)   # the target went meanwhile: it is placed as a new one
+    except OSError:   # no renameat2 on this system or file system: the target goes aside first
+        aside = temp.with_name(temp.name + ".old")
+        os.rename(target, aside)
+        try:
+            _check_existing(aside, target)
+        except ValueError:
+            _link_new(aside, target)   # put back: a file moved to the target meanwhile is refused
+            raise
+        _link_new(temp, target)
+        os.unlink(aside)
+        return
+    try:
+        _check_existing(temp, target)   # what was swapped out: the unchanged copy checked, or else
+    except ValueError:
+        _exchange(temp, target)   # swapped back: the file is at the target again, as it was
+        raise
+    os.unlink(temp)   # the old, unchanged copy
 
 
 def student_copy(source: str | os.PathLike, target: str | os.PathLike) -> int:
