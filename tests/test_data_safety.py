@@ -16,7 +16,7 @@ import pytest
 from nclab import runs
 from nclab.__main__ import main
 from nclab.plots import _figure_folder
-from nclab.plots._figure_folder import LISTING, check_files
+from nclab.plots._figure_folder import LISTING, check_files, check_folder, replace_files
 from nclab.plots.report import draw_report
 from nclab.train import train
 
@@ -89,10 +89,10 @@ def test_a_figure_interrupted_between_its_two_writes_is_still_nclabs(run_dir, tm
     draw_report(results, out, echo=lambda line: None)
     real = _figure_folder._write_atomically
 
-    def killed_at_the_figure(path, payload):
+    def killed_at_the_figure(path, payload, **kwargs):
         if path.suffix == ".png":
             raise KeyboardInterrupt
-        real(path, payload)
+        real(path, payload, **kwargs)
 
     monkeypatch.setattr(_figure_folder, "_write_atomically", killed_at_the_figure)
     with pytest.raises(KeyboardInterrupt):
@@ -112,6 +112,27 @@ def test_groups_whose_settings_print_alike_are_drawn_into_distinct_folders(run_d
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert len(folders) == 2 and all(name.startswith("lr0.1-") for name in folders), folders
     assert all(sorted(p.name for p in (out / name).iterdir()) == sorted(FIGURES) for name in folders)
+
+
+def test_a_subfolder_swapped_for_a_link_during_the_write_gets_no_figure(tmp_path, monkeypatch):
+    out = tmp_path / "figs"
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "nc_plane.png").write_bytes(b"the user's own figure")
+    real = _figure_folder._write_atomically
+
+    def swapped_after_the_check(path, *args, **kwargs):
+        if path.suffix == ".png":   # the subfolder, checked and created, becomes a link to the user's folder
+            (out / "group").rmdir()
+            (out / "group").symlink_to(user, target_is_directory=True)
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_figure_folder, "_write_atomically", swapped_after_the_check)
+    check_folder(out)
+    with pytest.raises(ValueError, match=f"{out / 'group'} is a symbolic link or a file"):
+        replace_files(out, {"group/nc_plane.png": b"a figure"})
+    assert sorted(p.name for p in user.iterdir()) == ["nc_plane.png"]
+    assert (user / "nc_plane.png").read_bytes() == b"the user's own figure"
 
 
 def test_a_linked_subfolder_of_the_figures_is_refused(tmp_path):

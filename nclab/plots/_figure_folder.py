@@ -123,5 +123,18 @@ def replace_files(out: Path, figures: dict[str, bytes]) -> None:
     _write_listing(out, {**listing, **{n: [*listing.get(n, []), d] for n, d in digests.items()}})
     for name, payload in figures.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(out / name, payload)
+        _write_atomically(out / name, payload, place=lambda temp, path, name=name: _place_figure(out, name, temp, path))
     _write_listing(out, {**listing, **{n: [d] for n, d in digests.items()}})
+
+
+def _place_figure(out: Path, name: str, temp: Path, path: Path) -> None:
+    """Rename the written figure ``temp`` to ``path`` (``out / name``) after :func:`check_files` again, an instant before.
+
+    A folder on the way swapped for a symbolic link (to a user's folder) since the first check,
+    or a file put at ``path``, is refused then (ValueError): the rename never follows a link that
+    appeared meanwhile, and the temporary file is removed by :func:`nclab._files._write_atomically`.
+    """
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"--out {out} is a symbolic link or a file; nclab draws only into real folders")
+    check_files(out, [name])
+    os.replace(temp, path)
