@@ -18,6 +18,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:   # not on Windows: builds there are not locked
+    fcntl = None
+
 from ._files import _exchange, _umask   # _exchange: Linux renameat2(RENAME_EXCHANGE), see the notes below
 from .train import RESULT
 
@@ -69,6 +74,48 @@ def _leftovers(folder: Path, kind: str) -> list[Path]:
     except OSError:
         return []
     return sorted(folder.parent / name for name in names if pattern.fullmatch(name))
+
+
+def _hold(marker: Path) -> int | None:
+    """Open the partial marker of a build and lock it (flock), for as long as the descriptor returned stays open.
+
+    None when another process holds it: that build is alive. Where there is no flock (Windows),
+    an open descriptor without a lock.
+    """
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+    return fd
+
+
+def _running_build(folder: Path) -> Path | None:
+    """A hidden folder beside ``folder`` where another process is building a bundle now (its marker locked), if any."""
+    for leftover in _leftovers(folder, "new"):
+        marker = leftover / _PARTIAL
+        if fcntl is None or leftover.is_symlink() or not marker.is_file() or marker.is_symlink():
+            continue
+        try:
+            fd = os.open(marker, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return leftover
+        finally:
+            os.close(fd)
+    return None
+
+
+def _refuse_running(folder: Path) -> None:
+    running = _running_build(folder)
+    if running is not None:
+        raise ValueError(f"--out {folder}: another export to this folder is running (it builds in {running.name}); "
+                         "wait for it to finish")
 
 
 def _asides(folder: Path) -> list[Path]:
@@ -130,8 +177,16 @@ def check_target(folder: str | os.PathLike) -> Path:
     lists it (SHA-256 included; it is then replaced by an atomic swap). Anything else is a
     ValueError naming the folder and up to three foreign files. Nothing is touched, leftovers of
     killed builds beside it included: :func:`building` cleans those, once every argument is valid.
+    A ValueError too while another process builds a bundle for the same folder (its partial marker
+    locked): two exports to one folder would remove each other's work.
     """
     folder = Path(folder).expanduser().absolute()
+    _refuse_running(folder)
+    return _check_contents(folder)
+
+
+def _check_contents(folder: Path) -> Path:
+    """:func:`check_target` but for a build running beside ``folder`` (this process's own, when it checks again)."""
     if folder.is_symlink():
         raise ValueError(f"--out {folder} is a symbolic link; give the real folder")
     here = Path.cwd().resolve()
@@ -236,29 +291,39 @@ def building(folder: Path):
 
     ``folder`` must have passed :func:`check_target`; it is checked again right before the swap, so
     that a file put into it during the build is never swapped away (a ValueError then). Leftovers
-    of builds that were killed (hidden folders marked as partial) are removed first. On any error
+    of builds that were killed (hidden folders marked as partial, the marker not locked: this
+    process locks its own while it builds) are removed first. On any error
     the hidden folder is removed and ``folder`` is left as it was. The old bundle swapped out is
     removed as :func:`_remove_bundle` does; should it still hold a file nclab did not write, it is
     kept and a RuntimeWarning names it.
     """
     folder = Path(folder).expanduser().absolute()
+    _refuse_running(folder)
     _recover(folder)   # leftovers of killed builds: cleaned only now that every argument has been validated
     folder = check_target(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in _leftovers(folder, "new"):
-            if (leftover / _PARTIAL).exists() and not leftover.is_symlink():
-                _remove_build(leftover)
+            marker = leftover / _PARTIAL
+            if marker.is_file() and not marker.is_symlink() and not leftover.is_symlink():
+                killed = _hold(marker)   # held while it is removed: a build started meanwhile is not
+                if killed is None:
+                    _refuse_running(folder)
+                    continue
+                try:
+                    _remove_build(leftover)
+                finally:
+                    os.close(killed)
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     except OSError as exc:
         raise OSError(exc.errno, f"cannot create the bundle folder ({exc.strerror or exc})", str(folder)) from None
-    (temp / _PARTIAL).touch()
+    held = _hold(temp / _PARTIAL)   # locked while this process builds: another export leaves it alone
     swapped = False
     try:
         yield temp
         _fsync_tree(temp)
         temp.chmod(0o777 & ~_umask())
-        check_target(folder)   # again, right before the swap: files may have been put into it during the build
+        _check_contents(folder)   # again, right before the swap: files may have been put into it during the build
         (temp / _PARTIAL).unlink()
         if folder.exists() and any(folder.iterdir()):
             try:
@@ -277,6 +342,9 @@ def building(folder: Path):
         if not swapped:
             _remove_build(temp)   # the unfinished new bundle
         raise
+    finally:
+        if held is not None:
+            os.close(held)
 
 
 # Validating a manifest ---------------------------------------------------------------------------

@@ -303,6 +303,26 @@ def test_a_name_with_glob_characters_takes_over_no_other_folders_leftover(made, 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, *(p.name for p in theirs)])
 
 
+def test_a_second_export_to_the_folder_leaves_the_running_build_alone(made, tmp_path):
+    fcntl = pytest.importorskip("fcntl", reason="builds are locked with flock, which Windows lacks")
+    results, folder = made
+    target = tmp_path / "tiny"
+    running = tmp_path / ".tiny.new-running1"   # a build in progress: its partial marker held by its process
+    shutil.copytree(folder, running)
+    marker = os.open(running / ".nclab-partial", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(marker, fcntl.LOCK_EX)
+    before = _tree(running)
+    try:
+        with pytest.raises(ValueError, match=rf"--out {target}: another export to this folder is running \(it builds "
+                                             r"in \.tiny\.new-running1\)"):
+            _export(results, target)
+        assert _tree(running) == before and not target.exists()
+    finally:
+        os.close(marker)
+    _export(results, target)   # the build was killed: its leftover goes, the export is made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
 def test_an_interrupted_build_leaves_the_target_untouched_and_no_partial_folder(made, tmp_path, monkeypatch):
     results, folder = made
     target = tmp_path / "tiny"
