@@ -128,13 +128,13 @@ def test_a_new_bundle_replaces_the_old_one_by_a_swap(made, tmp_path):
     assert not (target / "runs" / manifest["runs"][1]["folder"]).exists()  # the old run's files are gone
 
 
-def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, tmp_path, monkeypatch):
-    results, folder = made
-    target = tmp_path / "tiny"
-    shutil.copytree(folder, target)
-    old = _tree(target)
-    # Where the file system cannot exchange two folders, a kill between the two renames leaves the
-    # old bundle aside; the next reader puts it back.
+def _killed_between_the_two_renames(monkeypatch):
+    """Make the swap of a bundle named "tiny" fall back to two renames, and be killed between them.
+
+    Where the file system cannot exchange two folders, the old bundle is first renamed aside
+    (".tiny.old-*") and the new one renamed into place; the interruption comes right after the first.
+    Returns the real ``os.replace``.
+    """
     monkeypatch.setattr(folders, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
     real_replace = os.replace
 
@@ -143,6 +143,17 @@ def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, 
         if Path(dst).name.startswith(".tiny.old-"):
             raise KeyboardInterrupt
     monkeypatch.setattr(folders.os, "replace", killed_after_first)
+    return real_replace
+
+
+def test_a_kill_during_the_swap_leaves_the_old_or_the_new_bundle_loadable(made, tmp_path, monkeypatch):
+    results, folder = made
+    target = tmp_path / "tiny"
+    shutil.copytree(folder, target)
+    old = _tree(target)
+    # Where the file system cannot exchange two folders, a kill between the two renames leaves the
+    # old bundle aside; the next reader puts it back.
+    real_replace = _killed_between_the_two_renames(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         _export(results[:1], target)
     monkeypatch.setattr(folders.os, "replace", real_replace)
@@ -219,14 +230,7 @@ def test_a_complete_new_bundle_left_by_a_kill_between_the_two_renames_is_cleaned
     target = tmp_path / "tiny"
     shutil.copytree(folder, target)
     old = _tree(target)
-    monkeypatch.setattr(folders, "_exchange", lambda a, b: (_ for _ in ()).throw(OSError(22, "unsupported")))
-    real_replace = os.replace
-
-    def killed_after_first(src, dst):
-        real_replace(src, dst)
-        if Path(dst).name.startswith(".tiny.old-"):
-            raise KeyboardInterrupt
-    monkeypatch.setattr(folders.os, "replace", killed_after_first)
+    _killed_between_the_two_renames(monkeypatch)
     monkeypatch.setattr(folders, "_remove_build", lambda folder: None)   # a killed process cleans nothing up
     with pytest.raises(KeyboardInterrupt):
         _export(results[:1], target)
