@@ -176,7 +176,7 @@ def check_target(folder: str | os.PathLike) -> Path:
     The folder may be missing, empty, or hold a bundle and nothing else, every file as its manifest
     lists it (SHA-256 included; it is then replaced by an atomic swap). Anything else is a
     ValueError naming the folder and up to three foreign files. Nothing is touched, leftovers of
-    killed builds beside it included: :func:`building` cleans those, once every argument is valid.
+    killed builds beside it included: the build (``building``) cleans those, once every argument is valid.
     A ValueError too while another process builds a bundle for the same folder (its partial marker
     locked): two exports to one folder would remove each other's work.
     """
