@@ -149,10 +149,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resu
 
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, show: bool) -> RunResult:
     # The run seeds torch's generators; the caller's random state (a notebook's next draws) must not
-    # depend on whether a run was trained or read from the cache.
+    # depend on whether a run was trained or read from the cache. Gradients are on whatever the
+    # caller's mode: a Ctrl-C that lands between a no_grad block's entry and its exit (in a notebook,
+    # or in a sweep's worker, which then trains its next run) leaves them off in that process.
     device = resolve_device(config.device)
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), torch.enable_grad():
         return _train_seeded(config, run_dir, resume, show)
 
 

@@ -282,3 +282,16 @@ def test_training_leaves_the_callers_random_state_alone(one_torch_thread):
     torch.manual_seed(123)
     train(runs.config("quick", dataset="gaussians", epochs=1, width=8), progress=False)
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
+
+
+def test_a_run_trains_when_the_caller_has_turned_gradients_off():
+    # A Ctrl-C between a no_grad block's entry and its exit leaves gradients off in the process (a
+    # notebook's kernel, or a sweep's worker that then trains its next run); training must not depend
+    # on it, and must leave the caller's mode as it was.
+    cfg = TrainConfig(dataset="digits", model="mlp", epochs=1, log_every=1, seed=0)
+    with torch.no_grad():
+        result = train(cfg, progress=False)
+        assert not torch.is_grad_enabled()
+    reference = train(cfg, progress=False)
+    untimed = lambda history: [{k: v for k, v in row.items() if not k.startswith("time_")} for row in history]
+    assert untimed(result.history) == untimed(reference.history)
