@@ -62,7 +62,7 @@ def check_name(name) -> str:
 
 
 def _leftovers(folder: Path, kind: str) -> list[Path]:
-    """The hidden folders :func:`building` names for ``folder`` (``.NAME.old-XXXX`` or ``.NAME.new-XXXX``), this exact name only.
+    """The hidden folders :func:`building` names for ``folder`` (``.NAME.old-`` or ``.NAME.new-`` and a random suffix), this exact name only.
 
     The parent is listed and each name compared literally, never as a glob pattern: ``--out
     'res[1]'`` must not match ``.res1.old-...``, another folder's leftover. The random part is
