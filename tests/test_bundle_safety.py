@@ -407,12 +407,17 @@ def test_a_file_that_is_a_link_out_of_the_bundle_is_refused(made, tmp_path):
         bundle._read(copy_, "tiny")
 
 
-def test_logits_with_the_wrong_number_of_rows_are_refused_naming_the_file(made, tmp_path):
-    _, folder = made
+def _copy_with_first_run_file(folder, tmp_path, name):
+    """A copy of the bundle ``folder`` as tmp_path/tiny, its manifest, and the key of ``name`` in its first run."""
     copy_ = tmp_path / "tiny"
     shutil.copytree(folder, copy_)
     manifest = json.loads((copy_ / bundle.MANIFEST).read_text())
-    key = f"runs/{manifest['runs'][0]['folder']}/{bundle.LOGITS}"
+    return copy_, manifest, f"runs/{manifest['runs'][0]['folder']}/{name}"
+
+
+def test_logits_with_the_wrong_number_of_rows_are_refused_naming_the_file(made, tmp_path):
+    _, folder = made
+    copy_, manifest, key = _copy_with_first_run_file(folder, tmp_path, bundle.LOGITS)
     with np.load(copy_ / key) as data:
         short = {k: data[k][:-1] for k in data.files}
     np.savez_compressed(copy_ / key, **short)
@@ -561,10 +566,7 @@ def _npz_declaring(shape: tuple[int, ...]) -> bytes:
 
 def test_an_array_declared_too_large_is_refused_before_it_is_decompressed(made, tmp_path, monkeypatch):
     _, folder = made
-    copy_ = tmp_path / "tiny"
-    shutil.copytree(folder, copy_)
-    manifest = json.loads((copy_ / bundle.MANIFEST).read_text())
-    key = f"runs/{manifest['runs'][0]['folder']}/{bundle.LOGITS}"
+    copy_, manifest, key = _copy_with_first_run_file(folder, tmp_path, bundle.LOGITS)
     (copy_ / key).write_bytes(_npz_declaring((20_000_000, 10)))   # 381 MiB of float16 once decompressed
     manifest["files"][key] = hashlib.sha256((copy_ / key).read_bytes()).hexdigest()
     (copy_ / bundle.MANIFEST).write_text(json.dumps(manifest))
@@ -662,10 +664,7 @@ def test_a_deeply_nested_manifest_is_one_error_naming_it(made, tmp_path, monkeyp
 
 def test_a_deeply_nested_result_in_a_bundle_is_one_error_naming_it(made, tmp_path):
     _, folder = made
-    target = tmp_path / "tiny"
-    shutil.copytree(folder, target)
-    manifest = json.loads((target / bundle.MANIFEST).read_text())
-    key = f"runs/{manifest['runs'][0]['folder']}/result.json"
+    target, manifest, key = _copy_with_first_run_file(folder, tmp_path, "result.json")
     (target / key).write_bytes(DEEP)
     manifest["files"][key] = hashlib.sha256(DEEP).hexdigest()
     (target / bundle.MANIFEST).write_text(json.dumps(manifest))
